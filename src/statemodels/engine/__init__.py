@@ -1,0 +1,77 @@
+"""The domain-free engine: lockstep machine, expectations, divergences, budgets, timeouts.
+
+It imports neither psycopg nor redis nor psutil: the real world lives in ``statemodels.infra``
+and in each domain's driver.
+"""
+
+from .budgets import BUDGETS, Budget, activate, active, get_budget, hypothesis_settings
+from .divergence import Divergence, Journal, JournalEntry, Mismatch
+from .eventually import EventuallyTimeout, eventually
+from .expect import (
+    AnyOf,
+    Anything,
+    Bind,
+    Bindings,
+    Changed,
+    Eq,
+    Expect,
+    Fails,
+    Fresh,
+    Matches,
+    Same,
+    Within,
+    as_expect,
+    expect_map,
+)
+from .machine import ModelMachine, compare
+from .mutants import check_mutants
+from .protocol import MISSING, Driver, Model, Outcome, Step
+from .runner import catch_mutant, run_machine
+from .stats import MachineStats, known_signatures, load_known, registry, set_known
+from .watchdog import StepTimeout, Watchdog
+
+__all__ = [
+    "BUDGETS",
+    "MISSING",
+    "AnyOf",
+    "Anything",
+    "Bind",
+    "Bindings",
+    "Budget",
+    "Changed",
+    "Divergence",
+    "Driver",
+    "Eq",
+    "EventuallyTimeout",
+    "Expect",
+    "Fails",
+    "Fresh",
+    "Journal",
+    "JournalEntry",
+    "MachineStats",
+    "Matches",
+    "Mismatch",
+    "Model",
+    "ModelMachine",
+    "Outcome",
+    "Same",
+    "Step",
+    "StepTimeout",
+    "Watchdog",
+    "Within",
+    "activate",
+    "active",
+    "as_expect",
+    "catch_mutant",
+    "check_mutants",
+    "compare",
+    "eventually",
+    "expect_map",
+    "get_budget",
+    "hypothesis_settings",
+    "known_signatures",
+    "load_known",
+    "registry",
+    "run_machine",
+    "set_known",
+]

@@ -1,0 +1,301 @@
+"""Expectations: what the model says about a real value it cannot know exactly.
+
+A model knows relations, not real values. It does not know the PID the OS will hand a new worker,
+but it knows the worker's identity must *change*; it does not know a Trinity ID, but it knows the ID
+must be *fresh* and *match* a format. Each :class:`Expect` checks one real value against such a
+relation::
+
+    Step(model=next_model, expect={
+        "error": Fails("23505"),            # the call must fail with this code
+        "pid": Changed("worker:eth0"),      # differs from that slot's value, then rebinds it
+        "trinity_id": Fresh("trinity"),     # never seen before in this run, in that pool
+        "took": Within(0.0, 0.5),           # a duration in seconds
+    })
+
+Checking is two-phase: :meth:`Expect.check` only reads the :class:`Bindings`; :meth:`Expect.bind`
+records what a passing value teaches (a slot's new value, a value now seen). The engine binds only
+after *every* field of a step passed, so a failing step never half-updates the bindings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "AnyOf",
+    "Anything",
+    "Bind",
+    "Bindings",
+    "Changed",
+    "Eq",
+    "Expect",
+    "Fails",
+    "Fresh",
+    "Matches",
+    "Same",
+    "Within",
+    "as_expect",
+    "expect_map",
+    "succeeds",
+]
+
+
+@attrs.define
+class Bindings:
+    """What the engine has learned about real values during one example (one run of a machine).
+
+    ``slots`` maps a symbolic name (``"worker:eth0"``) to the real value last bound to it;
+    ``seen`` maps a pool name (``"trinity"``) to every real value seen in that pool.
+    """
+
+    slots: dict[str, Any] = attrs.field(factory=dict)
+    seen: dict[str, set[Hashable]] = attrs.field(factory=dict)
+
+    def get(self, slot: str) -> Any:
+        return self.slots.get(slot, _UNBOUND)
+
+    def forget(self, slot: str) -> None:
+        """Unbind a slot, e.g. when the model says the thing it named no longer exists."""
+        self.slots.pop(slot, None)
+
+
+class _Unbound:
+    def __repr__(self) -> str:
+        return "<unbound>"
+
+
+_UNBOUND: Any = _Unbound()
+
+
+class Expect:
+    """Base of all expectations. Subclasses are frozen attrs classes with a readable ``repr``."""
+
+    def check(self, real: Any, bindings: Bindings) -> str | None:
+        """Return ``None`` if ``real`` satisfies this expectation, else a short reason."""
+        raise NotImplementedError
+
+    def bind(self, real: Any, bindings: Bindings) -> None:
+        """Record what a passing ``real`` value teaches. Default: nothing."""
+
+    def describe(self, bindings: Bindings) -> str:
+        """What the model column of a divergence table shows."""
+        return repr(self)
+
+
+def as_expect(value: Any) -> Expect:
+    """Wrap a plain value as ``Eq(value)``; pass an :class:`Expect` through unchanged."""
+    return value if isinstance(value, Expect) else Eq(value)
+
+
+def expect_map(fields: Mapping[str, Any]) -> dict[str, Expect]:
+    """Normalise a field → expectation mapping: plain values become ``Eq``, and a ``Fresh()``
+    without a pool gets the field's own name as its pool."""
+    out: dict[str, Expect] = {}
+    for name, value in fields.items():
+        expect = as_expect(value)
+        if isinstance(expect, Fresh) and expect.pool is None:
+            expect = Fresh(str(name))
+        out[str(name)] = expect
+    return out
+
+
+@attrs.frozen
+class Eq(Expect):
+    """The real value must equal ``value``."""
+
+    value: Any
+
+    def check(self, real: Any, bindings: Bindings) -> str | None:
+        return None if real == self.value else "differs"
+
+    def describe(self, bindings: Bindings) -> str:
+        return _short(self.value)
+
+
+@attrs.frozen
+class Anything(Expect):
+    """Any value passes: the field is reported in the journal but not judged."""
+
+    def check(self, real: Any, bindings: Bindings) -> str | None:
+        return None
+
+    def describe(self, bindings: Bindings) -> str:
+        return "anything"
+
+
+@attrs.frozen
+class Fresh(Expect):
+    """Never seen before in this run, within ``pool`` (default: the field's name, so two fields
+    never share a pool by accident)."""
+
+    pool: str | None = None
+
+    def check(self, real: Any, bindings: Bindings) -> str | None:
+        if real in bindings.seen.get(self._pool(), ()):
+            return "seen before in this run"
+        return None
+
+    def bind(self, real: Any, bindings: Bindings) -> None:
+        bindings.seen.setdefault(self._pool(), set()).add(real)
+
+    def _pool(self) -> str:
+        return self.pool or "<unnamed>"
+
+    def describe(self, bindings: Bindings) -> str:
+        return f"fresh in {self._pool()!r}"
+
+
+@attrs.frozen
+class Bind(Expect):
+    """Any value passes and becomes the value of ``slot`` (first sight of a thing)."""
+
+    slot: str
+
+    def check(self, real: Any, bindings: Bindings) -> str | None:
+        return None
+
+    def bind(self, real: Any, bindings: Bindings) -> None:
+        bindings.slots[self.slot] = real
+
+    def describe(self, bindings: Bindings) -> str:
+        return f"bind {self.slot}"
+
+
+@attrs.frozen
+class Same(Expect):
+    """Equal to the value bound to ``slot``. An unbound slot is bound to the real value."""
+
+    slot: str
+
+    def check(self, real: Any, bindings: Bindings) -> str | None:
+        bound = bindings.get(self.slot)
+        if bound is _UNBOUND or bound == real:
+            return None
+        return f"changed (was {_short(bound)})"
+
+    def bind(self, real: Any, bindings: Bindings) -> None:
+        bindings.slots[self.slot] = real
+
+    def describe(self, bindings: Bindings) -> str:
+        return f"same as {self.slot} = {_short(bindings.get(self.slot))}"
+
+
+@attrs.frozen
+class Changed(Expect):
+    """Different from the value bound to ``slot``; then ``slot`` is rebound to the real value.
+
+    An unbound slot passes (nothing to be unchanged from) and is bound.
+    """
+
+    slot: str
+
+    def check(self, real: Any, bindings: Bindings) -> str | None:
+        return "unchanged" if bindings.get(self.slot) == real else None
+
+    def bind(self, real: Any, bindings: Bindings) -> None:
+        bindings.slots[self.slot] = real
+
+    def describe(self, bindings: Bindings) -> str:
+        return f"changed from {self.slot} = {_short(bindings.get(self.slot))}"
+
+
+@attrs.frozen
+class Matches(Expect):
+    """``str(real)`` must match ``pattern`` in full (``re.fullmatch``)."""
+
+    pattern: str = attrs.field()
+
+    @pattern.validator
+    def _compiles(self, attribute: attrs.Attribute[str], value: str) -> None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"Matches({value!r}): not a regular expression ({exc})") from None
+
+    def check(self, real: Any, bindings: Bindings) -> str | None:
+        if isinstance(real, str) and re.fullmatch(self.pattern, real):
+            return None
+        return "does not match"
+
+    def describe(self, bindings: Bindings) -> str:
+        return f"matches /{self.pattern}/"
+
+
+@attrs.frozen
+class Within(Expect):
+    """A number (usually a duration in seconds) in the closed interval ``[lo, hi]``."""
+
+    lo: float
+    hi: float = attrs.field()
+
+    @hi.validator
+    def _ordered(self, attribute: attrs.Attribute[float], value: float) -> None:
+        if value < self.lo:
+            raise ValueError(f"Within(lo={self.lo!r}, hi={value!r}): hi must be >= lo")
+
+    def check(self, real: Any, bindings: Bindings) -> str | None:
+        if isinstance(real, int | float) and self.lo <= real <= self.hi:
+            return None
+        return "out of range"
+
+    def describe(self, bindings: Bindings) -> str:
+        return f"within [{self.lo:g}, {self.hi:g}]"
+
+
+@attrs.frozen
+class Fails(Expect):
+    """For the ``error`` field: the call must fail with error code ``code``.
+
+    ``Fails()`` with no code accepts any failure.
+    """
+
+    code: str | None = None
+
+    def check(self, real: Any, bindings: Bindings) -> str | None:
+        if real is None:
+            return "succeeded"
+        if self.code is not None and real != self.code:
+            return "wrong error"
+        return None
+
+    def describe(self, bindings: Bindings) -> str:
+        return f"fails with {self.code}" if self.code else "fails"
+
+
+@attrs.frozen(init=False)
+class AnyOf(Expect):
+    """Passes if any alternative passes; binds through the first alternative that passed."""
+
+    options: tuple[Expect, ...]
+
+    def __init__(self, *options: Any) -> None:
+        if not options:
+            raise ValueError("AnyOf() needs at least one alternative")
+        self.__attrs_init__(tuple(as_expect(o) for o in options))
+
+    def check(self, real: Any, bindings: Bindings) -> str | None:
+        if any(o.check(real, bindings) is None for o in self.options):
+            return None
+        return "matches no alternative"
+
+    def bind(self, real: Any, bindings: Bindings) -> None:
+        for option in self.options:
+            if option.check(real, bindings) is None:
+                option.bind(real, bindings)
+                return
+
+    def describe(self, bindings: Bindings) -> str:
+        return " | ".join(o.describe(bindings) for o in self.options)
+
+
+#: The expectation the engine applies to the ``error`` field when a step says nothing about it.
+succeeds = Eq(None)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,250 @@
+"""``ModelMachine``: a ``RuleBasedStateMachine`` running a pure model and a real system in lockstep.
+
+A domain machine defines rules that build commands and hand them to :meth:`ModelMachine.execute`;
+the engine does the rest::
+
+    class CounterMachine(ModelMachine):
+        def __init__(self, driver):
+            super().__init__(driver, CounterModel())
+
+        @rule(n=st.integers(-5, 5))
+        def incr(self, n):
+            self.execute(Incr(by=n))
+
+For every command: the model answers with a :class:`~statemodels.engine.protocol.Step` (next model
+and expectations), the driver runs the command on the real system under a per-step timeout, and
+the outcome is checked field by field. A mismatch raises a
+:class:`~statemodels.engine.divergence.Divergence`, which Hypothesis shrinks. After each step an
+invariant compares ``model.view()`` with ``driver.observe()``, polled for ``view_within`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from hypothesis.stateful import RuleBasedStateMachine, invariant
+
+from . import budgets, stats
+from .divergence import Divergence, Journal, Mismatch
+from .eventually import EventuallyTimeout, eventually
+from .expect import Bindings, Expect, expect_map, succeeds
+from .protocol import MISSING, Driver, Model, Outcome
+from .watchdog import StepTimeout, Watchdog
+
+__all__ = ["ModelMachine", "compare"]
+
+log = logging.getLogger(__name__)
+
+
+class _MissingField(AssertionError):
+    """Carries the mismatches of one failed observation out of an ``eventually`` attempt."""
+
+    def __init__(self, mismatches: list[Mismatch]) -> None:
+        self.mismatches = mismatches
+        super().__init__("; ".join(f"{m.field}: {m.reason}" for m in mismatches))
+
+
+def compare(
+    expect: Mapping[str, Expect], get: Callable[[str], Any], bindings: Bindings, *, has_error: bool
+) -> list[Mismatch]:
+    """Check every expected field of one outcome or observation; return the mismatches.
+
+    With ``has_error`` (a command's outcome), the ``error`` field is judged first, defaulting to
+    "must succeed"; if it fails, the other fields are not judged -- a failed call has no results.
+    """
+    if has_error:
+        error_expect = expect.get("error", succeeds)
+        real_error = get("error")
+        reason = error_expect.check(real_error, bindings)
+        if reason is not None:
+            return [Mismatch("error", error_expect.describe(bindings), repr(real_error), reason)]
+    out = []
+    for name, exp in expect.items():
+        if name == "error" and has_error:
+            continue
+        real = get(name)
+        if real is MISSING:
+            out.append(Mismatch(name, exp.describe(bindings), "<missing>", "missing"))
+            continue
+        reason = exp.check(real, bindings)
+        if reason is not None:
+            out.append(Mismatch(name, exp.describe(bindings), _short(real), reason))
+    return out
+
+
+def _bind(expect: Mapping[str, Expect], get: Callable[[str], Any], bindings: Bindings) -> None:
+    for name, exp in expect.items():
+        exp.bind(get(name), bindings)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class ModelMachine(RuleBasedStateMachine):
+    """Base class of every statemodels machine.
+
+    Args:
+        driver: talks to the real system (fresh per example: the factory builds it).
+        model: the initial pure model.
+        step_timeout: seconds a driver call may take; ``None`` takes the active budget's.
+
+    Class attributes:
+        machine_name: name used in signatures and the summary (default: the class name).
+        view_within: seconds the view invariant may take to converge (0: must hold at once).
+    """
+
+    machine_name: ClassVar[str | None] = None
+    view_within: ClassVar[float] = 0.0
+
+    def __init__(self, driver: Driver, model: Model, *, step_timeout: float | None = None) -> None:
+        super().__init__()
+        self.driver = driver
+        self.model = model
+        self.step_timeout = step_timeout or budgets.active().step_timeout
+        self.bindings = Bindings()
+        self.journal = Journal()
+        #: Signature of the known divergence that ended this example early, if any.
+        self.tainted: str | None = None
+        self._watchdog = Watchdog(f"statemodels-{self.name}")
+        self._driver_closed = False
+        self._stats = stats.stats_for(self.name)
+        self._stats.examples += 1
+
+    @property
+    def name(self) -> str:
+        return self.machine_name or type(self).__name__
+
+    # -- the lockstep -------------------------------------------------------------------------
+
+    def execute(self, cmd: Any) -> Outcome:
+        """Apply ``cmd`` to the model and the real system; raise :class:`Divergence` on mismatch.
+
+        Returns the real outcome (``Outcome(skipped=True)`` once a known divergence has ended
+        this example: later steps do no I/O).
+        """
+        if self.tainted is not None:
+            return Outcome(skipped=True)
+        step = self.model.apply(cmd)
+        start = time.perf_counter()
+        try:
+            outcome = self._call(lambda: self.driver.run(cmd), what=repr(cmd))
+        except StepTimeout as hang:
+            self.journal.record(cmd, f"no answer after {hang.waited:.3f}s", hang.waited)
+            self._hung(type(cmd).__name__, repr(cmd), hang)
+            return Outcome(skipped=True)
+        elapsed = time.perf_counter() - start
+        self._stats.record_step(elapsed)
+        self.journal.record(cmd, outcome.summary(), elapsed)
+        mismatches = compare(step.expect, outcome.field, self.bindings, has_error=True)
+        if mismatches:
+            self._diverge(type(cmd).__name__, repr(cmd), mismatches)
+            return Outcome(skipped=True)
+        if outcome.error is None:
+            _bind(step.expect, outcome.field, self.bindings)
+        else:
+            _bind({"error": step.expect.get("error", succeeds)}, outcome.field, self.bindings)
+        self.model = step.model
+        return outcome
+
+    def check_eventually(
+        self,
+        label: str,
+        expect: Mapping[str, Any],
+        observe: Callable[[], Mapping[str, Any]],
+        *,
+        within: float,
+        every: float = 0.005,
+    ) -> Mapping[str, Any]:
+        """Poll ``observe()`` until every field in ``expect`` holds, for at most ``within`` s.
+
+        Each ``observe()`` call runs under the step timeout. Returns the passing observation and
+        binds its slots; on the deadline raises a :class:`Divergence` of kind ``label`` showing
+        the last observation.
+        """
+        if self.tainted is not None:
+            return {}
+        wanted = expect_map(expect)
+        last: dict[str, Any] = {}
+
+        def attempt() -> bool:
+            last.clear()
+            last.update(self._call(observe, what=f"observe ({label})"))
+            mismatches = compare(wanted, _getter(last), self.bindings, has_error=False)
+            if mismatches:
+                raise _MissingField(mismatches)
+            return True
+
+        try:
+            eventually(attempt, within=within, every=every, what=label)
+        except StepTimeout as hang:
+            self._hung(label, f"observe ({label})", hang)
+            return {}
+        except EventuallyTimeout as late:
+            mismatches = late.last.mismatches if isinstance(late.last, _MissingField) else []
+            note = f"still false after {within:g}s ({late.attempts} observations)"
+            self._diverge(label, f"eventually: {label}", mismatches, note=note)
+            return {}
+        _bind(wanted, _getter(last), self.bindings)
+        return dict(last)
+
+    @invariant()
+    def model_view_matches_real(self) -> None:
+        """The real system looks like ``model.view()`` (within ``view_within`` seconds)."""
+        if self.tainted is not None or self._driver_closed:
+            return
+        view = self.model.view()
+        if view:
+            self.check_eventually("view", view, self.driver.observe, within=self.view_within)
+
+    def teardown(self) -> None:
+        """Close the driver (once) and the watchdog. Errors are logged, never mask a divergence."""
+        self._close_driver()
+        self._watchdog.close()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _call(self, fn: Callable[[], Any], *, what: str) -> Any:
+        return self._watchdog.call(fn, timeout=self.step_timeout, what=what)
+
+    def _close_driver(self) -> None:
+        if self._driver_closed:
+            return
+        self._driver_closed = True
+        try:
+            self.driver.close()
+        except Exception:
+            log.exception("statemodels: %s driver.close() failed", self.name)
+
+    def _hung(self, kind: str, command: str, hang: StepTimeout) -> None:
+        # Tear the system under test down: that is what unblocks the stuck call.
+        self._close_driver()
+        wanted, got = f"answer within {hang.timeout:g}s", f"no answer after {hang.waited:.3f}s"
+        mismatch = Mismatch("time", wanted, got, "timeout")
+        self._diverge(kind, command, [mismatch], note="hung: the system under test was torn down")
+
+    def _diverge(
+        self, kind: str, command: str, mismatches: Sequence[Mismatch], note: str = ""
+    ) -> None:
+        divergence = Divergence(
+            machine=self.name,
+            step=len(self.journal),
+            command=command,
+            kind=kind,
+            mismatches=mismatches,
+            journal=self.journal,
+            note=note,
+        )
+        if divergence.signature in stats.known_signatures():
+            self._stats.known_hits[divergence.signature] += 1
+            self.tainted = divergence.signature
+            return
+        raise divergence
+
+
+def _getter(values: Mapping[str, Any]) -> Callable[[str], Any]:
+    return lambda name: values.get(name, MISSING)

@@ -1,0 +1,135 @@
+"""Running machines: ``run_machine`` for a normal search, ``catch_mutant`` for mutant tests.
+
+``run_machine`` turns the active :class:`~statemodels.engine.budgets.Budget` into Hypothesis
+settings and runs the machine. A time-boxed budget (``deep``) keeps starting fresh runs with new
+seeds until its minutes are spent, so a weekly search explores far more than one seed would.
+
+``catch_mutant`` is the other side of the contract: a machine that *passes* against a seeded bug
+is a defect in the machine. It runs the machine deterministically (``derandomize=True``, no example
+database, so the result does not depend on what an earlier run stored), demands a divergence, and
+demands that Hypothesis shrank it to a short repro.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from hypothesis import settings
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
+
+from . import budgets, stats
+from .budgets import Budget
+from .divergence import Divergence
+
+__all__ = ["catch_mutant", "run_machine"]
+
+Factory = Callable[[], RuleBasedStateMachine]
+
+
+def run_machine(
+    factory: Factory,
+    *,
+    budget: Budget | str | None = None,
+    known: Iterable[str] | None = None,
+    **overrides: Any,
+) -> None:
+    """Search for a divergence between a machine's model and its real system.
+
+    Args:
+        factory: called once per example; returns a fresh machine on a fresh world.
+        budget: a budget or its name; ``None`` uses the active one (``--budget``).
+        known: divergence signatures to record and search past; ``None`` keeps the
+            process-wide set (``--statemodels-known``).
+        **overrides: Hypothesis settings that win over the budget's (``database=None``, ...).
+
+    Raises:
+        Divergence: the shrunk example where model and real system disagree.
+    """
+    chosen = budgets.get_budget(budget) if budget is not None else budgets.active()
+    base = settings(budgets.hypothesis_settings(chosen), **overrides)
+    previous_known = stats.known_signatures()
+    if known is not None:
+        stats.set_known(known)
+    try:
+        if chosen.minutes is None:
+            _run_once(factory, base, seed=None)
+            return
+        # Time-boxed: fresh seeds until the box is spent. Chunks are whole runs, so the box can
+        # overrun by at most one chunk; keep chunks (max_examples) modest for long machines.
+        deadline = time.monotonic() + chosen.minutes * 60
+        rng = random.Random()
+        while time.monotonic() < deadline:
+            _run_once(factory, settings(base, derandomize=False), seed=rng.getrandbits(64))
+    finally:
+        stats.set_known(previous_known)
+
+
+def catch_mutant(factory: Factory, *, budget: Budget | str = "ci", max_steps: int) -> Divergence:
+    """Run a machine against a seeded bug; return the divergence it must find.
+
+    The divergence is printed (visible with ``pytest -s``, and in the report of a failing test).
+
+    Raises:
+        AssertionError: no divergence was found (the machine is blind to this bug), or the shrunk
+            repro is longer than ``max_steps``.
+    """
+    chosen = budgets.get_budget(budget)
+    try:
+        run_machine(
+            factory,
+            budget=_without_time_box(chosen),
+            known=(),
+            database=None,
+            derandomize=True,
+            report_multiple_bugs=False,
+            print_blob=False,
+        )
+    except Divergence as found:
+        print(f"\n{found}\n", file=sys.stdout)
+        assert found.steps <= max_steps, (
+            f"the machine caught the mutant but the shrunk repro has {found.steps} steps "
+            f"(at most {max_steps} wanted):\n{found}"
+        )
+        return found
+    raise AssertionError(
+        f"the machine passed against a mutant within the {chosen.name!r} budget "
+        f"({chosen.max_examples} examples x {chosen.steps} steps): a defect in the machine"
+    )
+
+
+def _without_time_box(budget: Budget) -> Budget:
+    """A mutant hunt is one deterministic run, never a time box."""
+    if budget.minutes is None:
+        return budget
+    return Budget(budget.name, budget.max_examples, budget.steps, budget.step_timeout, None)
+
+
+def _run_once(factory: Factory, config: settings, seed: int | None) -> None:
+    def make() -> RuleBasedStateMachine:
+        return factory()
+
+    # run_state_machine_as_test reads these attributes, as @seed would set them.
+    make._hypothesis_internal_use_seed = seed  # type: ignore[attr-defined]
+    try:
+        run_state_machine_as_test(make, settings=config)
+    except Divergence as found:
+        stats.stats_for(found.machine).divergences[found.signature] += 1
+        raise
+    except BaseExceptionGroup as group:
+        for each in _divergences_in(group):
+            stats.stats_for(each.machine).divergences[each.signature] += 1
+        raise
+
+
+def _divergences_in(group: BaseExceptionGroup[Any]) -> list[Divergence]:
+    out: list[Divergence] = []
+    for exc in group.exceptions:
+        if isinstance(exc, Divergence):
+            out.append(exc)
+        elif isinstance(exc, BaseExceptionGroup):
+            out.extend(_divergences_in(exc))
+    return out

@@ -1,0 +1,117 @@
+"""Every statemodels option, declared once, resolved in one place.
+
+Each option is a ``--statemodels-<name>`` flag, a ``statemodels_<name>`` ini key and a
+``STATEMODELS_<NAME>`` environment variable, resolved in the order
+
+    argument > flag > environment > ini > default
+
+and compared with ``is not None`` (an empty string or 0 given on purpose still wins). The help
+text is written once, here, and shown by ``pytest --help`` and ``statemodels --help``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from .errors import ConfigurationError
+
+__all__ = ["OPTIONS", "Option", "resolve"]
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"budget minutes must be a number (got {text!r}): e.g. --budget-minutes 30"
+        ) from None
+    if value <= 0:
+        raise ConfigurationError(f"budget minutes must be > 0 (got {text!r})")
+    return value
+
+
+@attrs.frozen
+class Option:
+    """One option and its three spellings."""
+
+    name: str
+    help: str
+    default: Any = None
+    convert: Callable[[str], Any] = str
+    #: A short flag kept for the commands the issues and README name (``--budget``).
+    alias: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--statemodels-" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "statemodels_" + self.name
+
+    @property
+    def env(self) -> str:
+        return "STATEMODELS_" + self.name.upper()
+
+    @property
+    def dest(self) -> str:
+        return "statemodels_" + self.name
+
+
+OPTIONS: dict[str, Option] = {
+    o.name: o
+    for o in (
+        Option(
+            "budget",
+            "example budget: smoke (quick look), ci (every push) or deep (time-boxed search)",
+            default="smoke",
+            alias="--budget",
+        ),
+        Option(
+            "budget_minutes",
+            "time box for the deep budget, in minutes (new seeds until it is spent)",
+            convert=_minutes,
+            alias="--budget-minutes",
+        ),
+        Option(
+            "pg_dsn",
+            "attach to this PostgreSQL server (needs CREATEDB) instead of starting one",
+        ),
+        Option("redis_url", "attach to this Redis server instead of starting one"),
+        Option(
+            "known",
+            "file of known divergence signatures (one per line): recorded, searched past",
+        ),
+    )
+}
+
+
+def resolve(
+    name: str,
+    *,
+    argument: Any = None,
+    flag: Any = None,
+    ini: Any = None,
+    environ: Mapping[str, str] | None = None,
+) -> Any:
+    """The value of option ``name``: argument > flag > environment > ini > default.
+
+    ``flag`` and ``ini`` are what pytest parsed (``None`` when not given); strings from the
+    environment and ini go through the option's converter.
+    """
+    option = OPTIONS[name]
+    env = os.environ if environ is None else environ
+    if argument is not None:
+        return argument
+    if flag is not None:
+        return flag
+    from_env = env.get(option.env)
+    if from_env is not None:
+        return option.convert(from_env)
+    if ini is not None and ini != "":
+        return option.convert(str(ini))
+    return option.default

@@ -1,0 +1,177 @@
+"""The statemodels pytest plugin: budgets, real-server fixtures, a process audit, a summary.
+
+Loaded through the ``pytest11`` entry point. Importing it is cheap: servers and psutil are imported
+only when a fixture or the audit needs them.
+
+- ``--budget {smoke,ci,deep}`` (``STATEMODELS_BUDGET``) and ``--budget-minutes N`` choose how hard
+  machines search; ``statemodels_budget`` is the chosen :class:`~statemodels.engine.Budget`.
+- ``statemodels_postgres`` / ``statemodels_redis``: one server per session, started on a free
+  port, or attached to ``STATEMODELS_PG_DSN`` / ``STATEMODELS_REDIS_URL``.
+- Every test is audited: a child process started during the test and still alive after it fails
+  the test (and is killed). The session is audited again at the end.
+- The terminal summary has a line per machine: examples, steps, median step time, divergences.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .engine import budgets, stats
+from .errors import StatemodelsError
+from .options import OPTIONS, resolve
+
+if TYPE_CHECKING:
+    from .infra.postgres import PostgresServer
+    from .infra.redis import RedisServer
+
+log = logging.getLogger(__name__)
+
+_AUDIT_FAILED = pytest.StashKey[list[str]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("statemodels", "statemodels: state machines against real systems")
+    for option in OPTIONS.values():
+        flags = [option.flag] + ([option.alias] if option.alias else [])
+        group.addoption(
+            *flags,
+            dest=option.dest,
+            default=None,
+            help=f"{option.help} (env {option.env}, ini {option.ini}; default {option.default!r})",
+        )
+        parser.addini(option.ini, option.help, default=None)
+
+
+def option_value(config: pytest.Config, name: str) -> Any:
+    """Resolve one statemodels option for this pytest run (flag > env > ini > default)."""
+    option = OPTIONS[name]
+    flag = config.getoption(option.dest)
+    return resolve(
+        name,
+        flag=option.convert(flag) if isinstance(flag, str) else flag,
+        ini=config.getini(option.ini),
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "mutant: a seeded bug the machine must catch")
+    try:
+        chosen = budgets.get_budget(option_value(config, "budget"))
+        budgets.activate(chosen.with_minutes(option_value(config, "budget_minutes")))
+        known_file = option_value(config, "known")
+        stats.set_known(stats.load_known(known_file) if known_file else ())
+    except StatemodelsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_AUDIT_FAILED] = []
+    # Orphans of daemonising children are re-parented to us, so the audit can see and reap them.
+    from .infra.processes import become_subreaper
+
+    become_subreaper()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    b = budgets.active()
+    box = f", time box {b.minutes:g} min" if b.minutes else ""
+    return (
+        f"statemodels: budget {b.name} ({b.max_examples} examples x {b.steps} steps, "
+        f"step timeout {b.step_timeout:g}s{box})"
+    )
+
+
+@pytest.fixture(scope="session")
+def statemodels_budget() -> budgets.Budget:
+    """The active example budget."""
+    return budgets.active()
+
+
+@pytest.fixture(scope="session")
+def statemodels_postgres(pytestconfig: pytest.Config) -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the session: attached (``STATEMODELS_PG_DSN``) or started."""
+    from .infra.postgres import PostgresServer
+
+    dsn = option_value(pytestconfig, "pg_dsn")
+    server = PostgresServer.attach(dsn) if dsn else PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def statemodels_redis(pytestconfig: pytest.Config) -> Iterator[RedisServer]:
+    """A Redis server for the session: attached (``STATEMODELS_REDIS_URL``) or started."""
+    from .infra.redis import RedisServer
+
+    url = option_value(pytestconfig, "redis_url")
+    server = RedisServer.attach(url) if url else RedisServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _statemodels_process_audit(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves a child process alive; kill what it left.
+
+    Processes alive before the test (session servers and their own children, such as Postgres
+    backends) are not the test's doing and are left alone.
+    """
+    from .infra import processes
+
+    before = {p.pid for p in processes.live_descendants()}
+    yield
+    leaked = processes.live_descendants(exclude_pids=before)
+    if not leaked:
+        return
+    lines = [processes.describe(p) for p in leaked]
+    for p in leaked:
+        processes.kill_tree(p.pid, timeout=5.0)
+    request.config.stash[_AUDIT_FAILED].extend(lines)
+    pytest.fail(
+        f"{request.node.nodeid} left {len(lines)} process(es) alive (now killed):\n  "
+        + "\n  ".join(lines),
+        pytrace=False,
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After every fixture is gone, nothing we started may survive."""
+    from .infra import processes
+
+    survivors = processes.live_descendants()
+    if not survivors:
+        return
+    lines = [processes.describe(p) for p in survivors]
+    for p in survivors:
+        processes.kill_tree(p.pid, timeout=5.0)
+    session.config.stash[_AUDIT_FAILED].extend(f"(end of session) {line}" for line in lines)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    rows = sorted(stats.registry().values(), key=lambda s: s.name)
+    tr = terminalreporter
+    if rows:
+        tr.section("statemodels")
+        tr.write_line(f"budget: {budgets.active().name}")
+        head = f"{'machine':<28} {'examples':>8} {'steps':>7} {'median step':>12} {'diverged':>8}"
+        tr.write_line(head + "  known")
+        for s in rows:
+            median = s.median_step_ms()
+            med = f"{median:.2f} ms" if median is not None else "-"
+            tr.write_line(
+                f"{s.name:<28} {s.examples:>8} {s.steps:>7} {med:>12} "
+                f"{sum(s.divergences.values()):>8}  {sum(s.known_hits.values())}"
+            )
+            for signature, count in sorted(s.known_hits.items()):
+                tr.write_line(f"    known, searched past ({count}x): {signature}")
+    leaked = config.stash.get(_AUDIT_FAILED, [])
+    if leaked:
+        tr.section("statemodels: leaked processes", red=True)
+        for line in leaked:
+            tr.write_line(line)

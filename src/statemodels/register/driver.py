@@ -1,0 +1,54 @@
+"""The register driver: runs commands on a :class:`RegisterStore` and reports what happened."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from itertools import count
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from ..engine import Outcome
+from .commands import Cas, Delete, Get, Incr, Put
+from .system import RegisterStore
+
+if TYPE_CHECKING:
+    from ..infra.redis import RedisServer
+
+__all__ = ["RegisterDriver"]
+
+_stores = count()
+
+
+class RegisterDriver:
+    """A fresh, empty store per driver: a new key prefix, verified empty before the first step."""
+
+    def __init__(self, server: RedisServer, mutants: Iterable[str] = ()) -> None:
+        self._client = server.client()
+        self.store = RegisterStore(self._client, f"sm-register-{next(_stores)}", mutants)
+        if self.store.contents():
+            raise AssertionError("fresh register store is not empty: the reset did not hold")
+
+    def run(self, cmd: Any) -> Outcome:
+        try:
+            match cmd:
+                case Put(key=key, value=value):
+                    self.store.put(key, value)
+                    return Outcome.ok()
+                case Get(key=key):
+                    return Outcome.ok(value=self.store.get(key))
+                case Delete(key=key):
+                    return Outcome.ok(existed=self.store.delete(key))
+                case Incr(key=key, by=by):
+                    return Outcome.ok(value=self.store.incr(key, by))
+                case Cas(key=key, expected=expected, new=new):
+                    return Outcome.ok(swapped=self.store.cas(key, expected, new))
+        except redis.RedisError as exc:
+            return Outcome.failed(type(exc).__name__, str(exc))
+        raise TypeError(f"RegisterDriver cannot run {cmd!r}")
+
+    def observe(self) -> Mapping[str, Any]:
+        return {"contents": self.store.contents()}
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,50 @@
+"""The register machine: the smallest complete statemodels machine.
+
+Run it against a Redis server (started by the ``statemodels_redis`` fixture)::
+
+    def test_register(statemodels_redis):
+        run_machine(lambda: RegisterMachine(RegisterDriver(statemodels_redis)))
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+from hypothesis.stateful import rule
+
+from ..engine import ModelMachine
+from .commands import Cas, Delete, Get, Incr, Put
+from .driver import RegisterDriver
+from .model import RegisterModel
+
+__all__ = ["RegisterMachine"]
+
+# Few keys and small values: collisions between commands are where the bugs are.
+keys = st.sampled_from(["a", "b", "c"])
+values = st.integers(-3, 3)
+
+
+class RegisterMachine(ModelMachine):
+    """Drives a register store and a dict model in lockstep."""
+
+    def __init__(self, driver: RegisterDriver) -> None:
+        super().__init__(driver, RegisterModel())
+
+    @rule(key=keys, value=values)
+    def put(self, key: str, value: int) -> None:
+        self.execute(Put(key, value))
+
+    @rule(key=keys)
+    def get(self, key: str) -> None:
+        self.execute(Get(key))
+
+    @rule(key=keys)
+    def delete(self, key: str) -> None:
+        self.execute(Delete(key))
+
+    @rule(key=keys, by=values)
+    def incr(self, key: str, by: int) -> None:
+        self.execute(Incr(key, by))
+
+    @rule(key=keys, expected=st.none() | values, new=values)
+    def cas(self, key: str, expected: int | None, new: int) -> None:
+        self.execute(Cas(key, expected, new))

@@ -1,0 +1,165 @@
+"""The lockstep engine: agreement passes, disagreement is shrunk, hangs are bounded, known
+divergences are searched past. Runs against the in-process toy system in ``toy.py``."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from statemodels.engine import (
+    Budget,
+    Divergence,
+    Eq,
+    Journal,
+    Mismatch,
+    catch_mutant,
+    registry,
+    run_machine,
+)
+
+from .toy import CounterMachine, CounterSystem, Nap
+
+QUICK = Budget("quick", max_examples=40, steps=20)
+
+
+def test_a_correct_system_passes():
+    run_machine(lambda: CounterMachine(CounterSystem()), budget=QUICK, database=None)
+
+
+def test_a_seeded_bug_is_caught_and_shrunk_to_one_step():
+    found = catch_mutant(
+        lambda: CounterMachine(CounterSystem(frozenset({"add-3-twice"}))),
+        budget=QUICK,
+        max_steps=1,
+    )
+    assert found.steps == 1
+    assert "Add(n=3)" in found.command
+    assert found.signature == "CounterMachine/Add/value:differs"
+
+
+def test_an_unexpected_success_is_an_error_field_divergence():
+    found = catch_mutant(
+        lambda: CounterMachine(CounterSystem(frozenset({"no-overflow-check"}))),
+        budget=QUICK,
+        max_steps=5,
+    )
+    assert [m.field for m in found.mismatches] == ["error"]
+    assert found.mismatches[0].model == "fails with overflow"
+
+
+def test_catch_mutant_fails_loudly_when_the_machine_is_blind():
+    with pytest.raises(AssertionError, match="passed against a mutant"):
+        catch_mutant(lambda: CounterMachine(CounterSystem()), budget=QUICK, max_steps=5)
+
+
+def test_a_known_divergence_is_recorded_and_searched_past():
+    signature = "CounterMachine/Add/value:differs"
+    run_machine(
+        lambda: CounterMachine(CounterSystem(frozenset({"add-3-twice"}))),
+        budget=QUICK,
+        known=[signature],
+        database=None,
+    )
+    assert registry()["CounterMachine"].known_hits[signature] > 0
+
+
+def test_one_known_bug_does_not_hide_the_next():
+    both = frozenset({"add-3-twice", "no-overflow-check"})
+    with pytest.raises(Divergence) as info:
+        run_machine(
+            lambda: CounterMachine(CounterSystem(both)),
+            budget=Budget("wide", max_examples=200, steps=20),
+            known=["CounterMachine/Add/value:differs"],
+            database=None,
+            report_multiple_bugs=False,
+        )
+    assert info.value.signature == "CounterMachine/Add/error:succeeded"
+
+
+def test_a_hung_step_is_a_divergence_reported_within_timeout_plus_slack():
+    machine = CounterMachine(CounterSystem(), step_timeout=0.2)
+    start = time.monotonic()
+    with pytest.raises(Divergence) as info:
+        machine.execute(Nap(seconds=30))
+    waited = time.monotonic() - start
+    assert 0.2 <= waited < 0.2 + 0.15
+    assert info.value.mismatches[0].field == "time"
+    assert info.value.mismatches[0].reason == "timeout"
+    assert "Nap(seconds=30)" in str(info.value)
+    assert machine.driver.closed.is_set(), "the system under test must be torn down"
+    machine.teardown()
+
+
+def test_the_time_box_keeps_searching_with_new_seeds_until_spent():
+    before = registry().get("CounterMachine")
+    examples_before = before.examples if before else 0
+    box = Budget("box", max_examples=5, steps=5, minutes=0.5 / 60)
+    start = time.monotonic()
+    run_machine(lambda: CounterMachine(CounterSystem()), budget=box, database=None)
+    elapsed = time.monotonic() - start
+    assert 0.5 <= elapsed < 5
+    assert registry()["CounterMachine"].examples - examples_before > 5, "more than one chunk ran"
+
+
+def test_divergence_text_is_a_table_then_the_journal():
+    journal = Journal()
+    journal.record("Add(n=1)", "ok value=1", 0.0012)
+    journal.record("Add(n=3)", "ok value=7", 0.0009)
+    d = Divergence(
+        machine="M",
+        step=2,
+        command="Add(n=3)",
+        kind="Add",
+        mismatches=[Mismatch("value", "4", "7", "differs")],
+        journal=journal,
+    )
+    lines = str(d).splitlines()
+    assert lines[0] == "Divergence in M at step 2: Add(n=3)"
+    assert lines[1].split() == ["field", "model", "real"]
+    assert lines[2].split() == ["value", "4", "7", "differs"]
+    assert "signature: M/Add/value:differs" in lines
+    assert any(line.split()[:2] == ["2", "Add(n=3)"] for line in lines)
+    assert d.steps == 2 and isinstance(d, AssertionError)
+
+
+def test_signature_names_fields_and_reasons_never_values():
+    def make(real):
+        return Divergence(
+            machine="M",
+            step=1,
+            command=f"Put(v={real})",
+            kind="Put",
+            mismatches=[Mismatch("v", "1", real, "differs"), Mismatch("a", "x", "y", "missing")],
+            journal=Journal(),
+        )
+
+    assert make("5").signature == make("99").signature == "M/Put/a:missing,v:differs"
+
+
+def test_view_invariant_checks_the_idle_state():
+    class Drifting(CounterSystem):
+        def observe(self):
+            return {"value": self.value + 1}
+
+    machine = CounterMachine(Drifting())
+    with pytest.raises(Divergence) as info:
+        machine.model_view_matches_real()
+    assert info.value.kind == "view"
+    assert info.value.mismatches[0].field == "value"
+    machine.teardown()
+
+
+def test_check_eventually_returns_once_the_condition_holds():
+    machine = CounterMachine(CounterSystem())
+    ready_at = time.monotonic() + 0.05
+    seen = machine.check_eventually(
+        "ready",
+        {"ready": Eq(True)},
+        lambda: {"ready": time.monotonic() >= ready_at},
+        within=1.0,
+    )
+    assert seen == {"ready": True}
+    with pytest.raises(Divergence, match="still false after 0.05s"):
+        machine.check_eventually("never", {"ready": True}, lambda: {"ready": False}, within=0.05)
+    machine.teardown()
