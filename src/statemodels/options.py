@@ -83,6 +83,11 @@ OPTIONS: dict[str, Option] = {
         ),
         Option("redis_url", "attach to this Redis server instead of starting one"),
         Option(
+            "github_db",
+            "owner/repo whose 'hypothesis-example-db' workflow artifact is read as a read-only "
+            "example database (the weekly deep search's findings replay first)",
+        ),
+        Option(
             "known",
             "file of known divergence signatures (one per line): recorded, searched past",
         ),

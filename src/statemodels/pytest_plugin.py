@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .engine import budgets, stats
-from .errors import StatemodelsError
+from .errors import ConfigurationError, StatemodelsError
 from .options import OPTIONS, resolve
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         chosen = budgets.get_budget(option_value(config, "budget"))
         budgets.activate(chosen.with_minutes(option_value(config, "budget_minutes")))
+        _use_shared_example_database(option_value(config, "github_db"))
         known_file = option_value(config, "known")
         stats.set_known(stats.load_known(known_file) if known_file else ())
     except StatemodelsError as exc:
@@ -71,6 +72,36 @@ def pytest_configure(config: pytest.Config) -> None:
     from .infra.processes import become_subreaper
 
     become_subreaper()
+
+
+def _use_shared_example_database(repository: str | None) -> None:
+    """Read the deep search's saved examples (Hypothesis's GitHub-artifact database pattern).
+
+    Writes still go to the local ``.hypothesis/examples``; the artifact is read-only, so a pull
+    request can replay what the weekly search found but never corrupt it.
+    """
+    if not repository:
+        return
+    owner, _, repo = repository.partition("/")
+    if not owner or not repo:
+        raise ConfigurationError(
+            f"github_db must look like 'owner/repo' (got {repository!r}): "
+            "--statemodels-github-db or STATEMODELS_GITHUB_DB"
+        )
+    from hypothesis import settings
+    from hypothesis.database import (
+        DirectoryBasedExampleDatabase,
+        GitHubArtifactDatabase,
+        MultiplexedDatabase,
+        ReadOnlyDatabase,
+    )
+
+    shared = GitHubArtifactDatabase(owner, repo, artifact_name="hypothesis-example-db")
+    local = DirectoryBasedExampleDatabase(".hypothesis/examples")
+    settings.register_profile(
+        "statemodels-shared-db", database=MultiplexedDatabase(local, ReadOnlyDatabase(shared))
+    )
+    settings.load_profile("statemodels-shared-db")
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -81,5 +81,6 @@ def test_pytest_refuses_an_unknown_budget_in_one_line(tmp_path):
     assert run.returncode == 4
     error_lines = [line for line in run.stderr.splitlines() if "turbo" in line]
     assert error_lines == [
-        "ERROR: unknown budget 'turbo': choose one of smoke, ci, deep (--budget or STATEMODELS_BUDGET)"
+        "ERROR: unknown budget 'turbo': choose one of smoke, ci, deep "
+        "(--budget or STATEMODELS_BUDGET)"
     ]

@@ -160,6 +160,6 @@ def test_check_eventually_returns_once_the_condition_holds():
         within=1.0,
     )
     assert seen == {"ready": True}
-    with pytest.raises(Divergence, match="still false after 0.05s"):
+    with pytest.raises(Divergence, match=r"still false after 0\.05s"):
         machine.check_eventually("never", {"ready": True}, lambda: {"ready": False}, within=0.05)
     machine.teardown()

@@ -8,7 +8,6 @@ exercised in ``tests/stateful``.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import attrs
@@ -88,5 +87,3 @@ class CounterMachine(ModelMachine):
     @rule()
     def read(self) -> None:
         self.execute(Read())
-
-

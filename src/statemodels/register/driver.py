@@ -21,7 +21,11 @@ _stores = count()
 
 
 class RegisterDriver:
-    """A fresh, empty store per driver: a new key prefix, verified empty before the first step."""
+    """A fresh, empty store per driver: a new key prefix, verified empty before the first step.
+
+    Only this store's keys are ever touched (SCAN by prefix, never FLUSHDB), so the machine can
+    run against a Redis server the user attached with ``STATEMODELS_REDIS_URL``.
+    """
 
     def __init__(self, server: RedisServer, mutants: Iterable[str] = ()) -> None:
         self._client = server.client()
@@ -51,4 +55,10 @@ class RegisterDriver:
         return {"contents": self.store.contents()}
 
     def close(self) -> None:
-        self._client.close()
+        # Leave the (possibly shared, user-attached) server as we found it: only our keys go.
+        try:
+            self.store.clear()
+        except redis.RedisError:
+            pass  # the server is gone (an outage test, or a torn-down hang): nothing to clear
+        finally:
+            self._client.close()

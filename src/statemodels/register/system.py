@@ -72,6 +72,12 @@ class RegisterStore:
         wanted = "" if expected is None else str(expected)
         return bool(self._cas(keys=[self._key(key)], args=[wanted, new]))
 
+    def clear(self) -> None:
+        """Delete every register of this store."""
+        names = list(self._r.scan_iter(match=self._prefix + "*", count=500))
+        if names:
+            self._r.delete(*names)
+
     def contents(self) -> dict[str, int]:
         """Every register of this store (SCAN, never KEYS: safe on a shared server)."""
         out = {}

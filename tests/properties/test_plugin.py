@@ -1,0 +1,50 @@
+"""The pytest plugin as a user meets it: the leak audit, the summary, option errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from . import toy
+
+pytest_plugins = ["pytester"]
+
+LEAKY = """
+import subprocess, sys
+
+def test_leaks():
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+def test_clean():
+    pass
+"""
+
+
+def test_a_test_that_leaves_a_process_alive_fails_and_the_process_is_killed(
+    pytester: pytest.Pytester,
+):
+    pytester.makepyfile(test_leaky=LEAKY)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*test_leaks left 1 process(es) alive (now killed):*", "*time.sleep(60)*"]
+    )
+    # The leaked sleeper was killed by the audit, so nothing of the inner run survives it.
+    assert "end of session" not in result.stdout.str()
+
+
+def test_the_summary_has_a_line_per_machine(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        toy=Path(toy.__file__).read_text(encoding="utf-8"),
+        test_counter="""
+from toy import CounterMachine, CounterSystem
+from statemodels.engine import run_machine
+
+def test_counter():
+    run_machine(lambda: CounterMachine(CounterSystem()), database=None)
+""",
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--budget", "ci")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*budget: ci*", "CounterMachine * 0  0"])
