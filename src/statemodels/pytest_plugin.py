@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _AUDIT_FAILED = pytest.StashKey[list[str]]()
+#: Seconds a process killed at the very end of a test may take to exit before it counts as leaked.
+_EXIT_GRACE = 2.0
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -156,8 +158,14 @@ def _statemodels_process_audit(request: pytest.FixtureRequest) -> Iterator[None]
 
     before = {p.pid for p in processes.live_descendants()}
     yield
-    leaked = processes.live_descendants(exclude_pids=before)
-    if not leaked:
+    leaked: list[Any] = []
+
+    def settled() -> bool:
+        leaked[:] = processes.live_descendants(exclude_pids=before)
+        return not leaked
+
+    # A process the test just killed may need a moment to exit; never more than the grace.
+    if processes.poll_until(settled, timeout=_EXIT_GRACE):
         return
     lines = [processes.describe(p) for p in leaked]
     for p in leaked:
@@ -174,8 +182,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """After every fixture is gone, nothing we started may survive."""
     from .infra import processes
 
-    survivors = processes.live_descendants()
-    if not survivors:
+    survivors: list[Any] = []
+
+    def settled() -> bool:
+        survivors[:] = processes.live_descendants()
+        return not survivors
+
+    if processes.poll_until(settled, timeout=_EXIT_GRACE):
         return
     lines = [processes.describe(p) for p in survivors]
     for p in survivors:
