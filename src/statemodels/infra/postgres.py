@@ -56,7 +56,7 @@ _ENV_BIN = "STATEMODELS_PG_BIN"
 _SERVER_USER = "postgres"  # the OS user the cluster runs as when we are root
 _HOW_TO_POINT = (
     f"set {_ENV_BIN} to the directory holding initdb and postgres, set {_ENV_DSN} to use a "
-    "running server, `apt-get install postgresql`, or `pip install 'statemodels[embedded]'`"
+    "running server, or `apt-get install postgresql`"
 )
 
 
