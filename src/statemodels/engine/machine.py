@@ -127,6 +127,7 @@ class ModelMachine(RuleBasedStateMachine):
         Returns the real outcome (``Outcome(skipped=True)`` once a known divergence has ended
         this example: later steps do no I/O).
         """
+        __tracebackhide__ = True  # pytest shows the rule, not the engine
         if self.tainted is not None:
             return Outcome(skipped=True)
         step = self.model.apply(cmd)
@@ -166,6 +167,7 @@ class ModelMachine(RuleBasedStateMachine):
         binds its slots; on the deadline raises a :class:`Divergence` of kind ``label`` showing
         the last observation.
         """
+        __tracebackhide__ = True  # pytest shows the rule, not the engine
         if self.tainted is not None:
             return {}
         wanted = expect_map(expect)
@@ -195,6 +197,7 @@ class ModelMachine(RuleBasedStateMachine):
     @invariant()
     def model_view_matches_real(self) -> None:
         """The real system looks like ``model.view()`` (within ``view_within`` seconds)."""
+        __tracebackhide__ = True  # pytest shows the rule, not the engine
         if self.tainted is not None or self._driver_closed:
             return
         view = self.model.view()
@@ -221,6 +224,7 @@ class ModelMachine(RuleBasedStateMachine):
             log.exception("statemodels: %s driver.close() failed", self.name)
 
     def _hung(self, kind: str, command: str, hang: StepTimeout) -> None:
+        __tracebackhide__ = True  # pytest shows the rule, not the engine
         # Tear the system under test down: that is what unblocks the stuck call.
         self._close_driver()
         wanted, got = f"answer within {hang.timeout:g}s", f"no answer after {hang.waited:.3f}s"
@@ -230,6 +234,7 @@ class ModelMachine(RuleBasedStateMachine):
     def _diverge(
         self, kind: str, command: str, mismatches: Sequence[Mismatch], note: str = ""
     ) -> None:
+        __tracebackhide__ = True  # pytest shows the rule, not the engine
         divergence = Divergence(
             machine=self.name,
             step=len(self.journal),

@@ -49,6 +49,7 @@ def run_machine(
     Raises:
         Divergence: the shrunk example where model and real system disagree.
     """
+    __tracebackhide__ = True  # the user's test and the failing rule are what matter
     chosen = budgets.get_budget(budget) if budget is not None else budgets.active()
     base = settings(budgets.hypothesis_settings(chosen), **overrides)
     previous_known = stats.known_signatures()
@@ -109,6 +110,8 @@ def _without_time_box(budget: Budget) -> Budget:
 
 
 def _run_once(factory: Factory, config: settings, seed: int | None) -> None:
+    __tracebackhide__ = True
+
     def make() -> RuleBasedStateMachine:
         return factory()
 
