@@ -42,6 +42,7 @@ from .processes import (
     log_tail,
     one_line,
     poll_until,
+    port_taken,
     scratch_dir,
     spawn,
 )
@@ -292,9 +293,13 @@ class PostgresServer:
                 f"log: {log_tail(log_path)}"
             )
         if not proc.alive():
+            if port_taken(log_path):
+                raise ServerError(
+                    f"port {port} is already in use: omit port= to start on a free port, or set "
+                    "STATEMODELS_PG_DSN to attach to the server listening there"
+                )
             raise ServerError(
-                f"postgres on port {port} exited during start-up (another server on the port?); "
-                f"log: {log_tail(log_path)}"
+                f"postgres on port {port} exited during start-up; log: {log_tail(log_path)}"
             )
         return proc
 

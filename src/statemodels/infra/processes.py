@@ -113,6 +113,15 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def port_taken(log_path: str) -> bool:
+    """Did a server's start-up log say its port was already taken?"""
+    try:
+        with open(log_path, errors="replace") as fh:
+            return "already in use" in fh.read()[-8000:]
+    except OSError:
+        return False
+
+
 def log_tail(path: str, lines: int = 6) -> str:
     """The last non-empty ``lines`` of a server log joined with `` | ``, for one-line errors."""
     try:

@@ -30,7 +30,16 @@ import redis
 
 from ..errors import ConfigurationError, MissingBinaryError, ServerError
 from .ports import free_port
-from .processes import Spawned, kill_tree, log_tail, one_line, poll_until, scratch_dir, spawn
+from .processes import (
+    Spawned,
+    kill_tree,
+    log_tail,
+    one_line,
+    poll_until,
+    port_taken,
+    scratch_dir,
+    spawn,
+)
 
 __all__ = ["RedisServer"]
 
@@ -157,6 +166,11 @@ class RedisServer:
             )
         finally:
             probe.close()
+        if not proc.alive() and port_taken(log_path):
+            raise ServerError(
+                f"port {self.port} is already in use: omit port= to start on a free port, or set "
+                "STATEMODELS_REDIS_URL to attach to the server listening there"
+            )
         if not ready or not proc.alive():
             why = "exited" if not proc.alive() else f"did not answer PING within {timeout:.0f} s"
             raise ServerError(f"redis-server on port {self.port} {why}; log: {log_tail(log_path)}")
