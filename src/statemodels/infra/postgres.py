@@ -34,6 +34,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from ..errors import ConfigurationError, MissingBinaryError, ServerError
+from .embedded import embedded_pg_bin
 from .ports import free_port
 from .processes import (
     ProcessIdentity,
@@ -57,7 +58,7 @@ _ENV_BIN = "STATEMODELS_PG_BIN"
 _SERVER_USER = "postgres"  # the OS user the cluster runs as when we are root
 _HOW_TO_POINT = (
     f"set {_ENV_BIN} to the directory holding initdb and postgres, set {_ENV_DSN} to use a "
-    "running server, or `apt-get install postgresql`"
+    "running server, `apt-get install postgresql`, or `pip install 'statemodels[embedded]'`"
 )
 
 
@@ -65,6 +66,16 @@ def mask_dsn(dsn: str) -> str:
     """``dsn`` with any password replaced by ``***`` (for error messages and reprs)."""
     dsn = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", dsn)
     return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", r"\1***", dsn)
+
+
+def _server_uid() -> int | None:
+    """The uid the cluster will run as: the ``postgres`` user when we are root, else us."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(_SERVER_USER).pw_uid
+    except KeyError:
+        return None
 
 
 def _has_server_binaries(path: str) -> bool:
@@ -81,7 +92,8 @@ def find_pg_bin(bin_dir: str | None = None) -> str:
 
     Order: the ``bin_dir`` argument, then ``STATEMODELS_PG_BIN`` -- either of which, when given,
     is the only place looked at -- else ``pg_config --bindir`` from ``PATH``, then
-    ``/usr/lib/postgresql/*/bin`` (highest version first).
+    ``/usr/lib/postgresql/*/bin`` (highest version first), then the ``pgserver`` wheel of the
+    ``statemodels[embedded]`` extra.
 
     Raises:
         MissingBinaryError: one line listing every place looked at and how to point elsewhere.
@@ -114,6 +126,11 @@ def find_pg_bin(bin_dir: str | None = None) -> str:
         if _has_server_binaries(path):
             return path
         looked.append(f"{path!r} (from {label}: no initdb/postgres there)")
+    if bin_dir is None and not env_bin:
+        wheel = embedded_pg_bin(run_as_uid=_server_uid())
+        if wheel is not None:
+            return wheel
+        looked.append("the pgserver wheel (not installed)")
     raise MissingBinaryError(
         f"PostgreSQL server binaries not found; looked in: {'; '.join(looked)}. To fix: "
         f"{_HOW_TO_POINT}"

