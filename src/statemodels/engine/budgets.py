@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from ..errors import ConfigurationError
 
@@ -73,6 +73,11 @@ BUDGETS: dict[str, Budget] = {
 # Slow real systems make these health checks fire for reasons that are not test bugs.
 _SUPPRESSED = (HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much)
 
+# No explain phase: it replays the shrunk example many times against the real system to annotate
+# which steps could vary. Measured on the pggit machine it was over 90% of the time to catch a
+# mutant (72.8 s of 78 s); the divergence table and journal already say what went wrong.
+_PHASES = tuple(p for p in Phase if p is not Phase.explain)
+
 
 def hypothesis_settings(budget: Budget) -> settings:
     """The Hypothesis settings a budget stands for (``deadline=None``: the engine times steps)."""
@@ -81,6 +86,7 @@ def hypothesis_settings(budget: Budget) -> settings:
         stateful_step_count=budget.steps,
         deadline=None,
         suppress_health_check=_SUPPRESSED,
+        phases=_PHASES,
     )
 
 

@@ -1,0 +1,184 @@
+"""Strategies for the pggit machine: identifiers (hostile ones included), messages, Trinity IDs,
+and the ops of :mod:`statemodels.pggit.commands`.
+
+Names come mostly from small pools, so tables and branches collide, get re-created and renamed
+onto each other; the pools lead with plain names so shrinking ends on readable repros
+(``t1``, ``main``, ``''``). The pools hold the hostile cases on purpose: quotes, dots, spaces,
+reserved words, unicode, ``$$``.
+
+Example::
+
+    >>> from hypothesis import given
+    >>> @given(ops())
+    ... def test_repr_is_a_repro(op): assert eval(repr(op))  # commands are plain data
+"""
+
+from __future__ import annotations
+
+import functools
+
+from hypothesis import strategies as st
+
+from ..pggit.commands import (
+    AlterTable,
+    Commit,
+    ConcurrentCommits,
+    CreateBranch,
+    CreateTable,
+    DeleteBranch,
+    DropTable,
+    GenerateIds,
+    Op,
+    RenameTable,
+    Txn,
+)
+from .common import long_text, storable_text
+
+__all__ = [
+    "BRANCH_NAMES",
+    "COLUMN_NAMES",
+    "CUSTOM_TRINITY_IDS",
+    "MESSAGES",
+    "TABLE_NAMES",
+    "TIMEZONES",
+    "branch_names",
+    "column_names",
+    "commands",
+    "commits",
+    "concurrent_commits",
+    "custom_trinity_ids",
+    "generate_ids",
+    "messages",
+    "ops",
+    "table_names",
+    "txns",
+]
+
+TABLE_NAMES = ("t1", "t2", "a.b", 'x"y', "select", "Table $$ 🐘")
+COLUMN_NAMES = ("a", "b", "order", 'c"d', "xmin")
+BRANCH_NAMES = ("main", "feature", "it's $$ 🐘", "", "x" * 256)
+MESSAGES = (
+    "",
+    "msg",
+    " padded ",
+    "it's",
+    "back\\slash",
+    "$$ not a body $$",
+    "'); DELETE FROM pggit.commits; --",
+    "tab\tnew\nline",
+    "ünïcødé 🐘",
+)
+#: Well-formed IDs from 2001 (no generated ID can equal one), and a malformed one.
+CUSTOM_TRINITY_IDS = (
+    "20010101000000000000-000001-0badcafe",
+    "20010101000000000000-000002-00000000",
+    "20010101000000000000-000003-ABCDEF01",
+)
+TIMEZONES = ("UTC", "Pacific/Kiritimati", "America/Los_Angeles", "Asia/Kolkata", "Etc/GMT+12")
+
+
+def _identifier() -> st.SearchStrategy[str]:
+    # PostgreSQL truncates identifiers longer than 63 bytes: generate only ones it keeps whole.
+    return storable_text(min_size=1, max_size=12).filter(lambda s: len(s.encode()) <= 63)
+
+
+Names = tuple[str, ...]
+
+
+def _mostly(pool: Names, known: Names, other: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    # Three in four from a pool: names must collide for re-create, rename-onto, delete-then-
+    # commit to happen within a few steps. Names this example already used come first (shrinking
+    # goes there), the rest keeps the search open to any name.
+    chosen = st.sampled_from(pool)
+    if not known:
+        return st.one_of(chosen, chosen, chosen, other)
+    used = st.sampled_from(known)
+    return st.one_of(used, used, chosen, other)
+
+
+def table_names(known: Names = ()) -> st.SearchStrategy[str]:
+    """Table names: ``known`` ones, the colliding :data:`TABLE_NAMES`, any valid identifier."""
+    return _mostly(TABLE_NAMES, known, _identifier())
+
+
+def column_names() -> st.SearchStrategy[str]:
+    return _mostly(COLUMN_NAMES, (), _identifier())
+
+
+def branch_names(known: Names = ()) -> st.SearchStrategy[str]:
+    """Branch names, including an empty and a 256-character one (both invalid: 1..255)."""
+    return _mostly(BRANCH_NAMES, known, storable_text(max_size=12))
+
+
+def messages() -> st.SearchStrategy[str]:
+    """Commit messages: hostile ones, arbitrary text, and 10k-character ones."""
+    return st.one_of(st.sampled_from(MESSAGES), storable_text(max_size=30), long_text(10_000))
+
+
+def custom_trinity_ids() -> st.SearchStrategy[str | None]:
+    """Half None (the system generates one), half a custom, often reused, ID."""
+    return st.one_of(st.none(), st.sampled_from(CUSTOM_TRINITY_IDS))
+
+
+def commits(branches: Names = ()) -> st.SearchStrategy[Commit]:
+    return st.builds(Commit, branch_names(branches), messages(), custom_trinity_ids())
+
+
+def ops(tables: Names = (), branches: Names = ()) -> st.SearchStrategy[Op]:
+    """Any single op: table DDL, a commit, a branch created or deleted.
+
+    ``tables`` and ``branches`` are names the example already used: drawn more often.
+    """
+    table = table_names(tables)
+    branch = branch_names(branches)
+    return st.one_of(
+        st.builds(CreateTable, table),
+        st.builds(AlterTable, table, st.lists(column_names(), min_size=1, max_size=3)),
+        st.builds(RenameTable, table, table),
+        st.builds(DropTable, table),
+        commits(branches),
+        st.builds(CreateBranch, branch, branch),
+        st.builds(DeleteBranch, branch),
+    )
+
+
+def txns(tables: Names = (), branches: Names = ()) -> st.SearchStrategy[Txn]:
+    """A transaction whose ops must vanish: rolled back, rolled back to a savepoint, or killed."""
+    return st.builds(
+        Txn,
+        st.lists(ops(tables, branches), min_size=1, max_size=3),
+        st.sampled_from(["rollback", "savepoint", "terminate"]),
+        st.lists(ops(tables, branches), max_size=2),
+    )
+
+
+def concurrent_commits(branches: Names = ()) -> st.SearchStrategy[ConcurrentCommits]:
+    return st.builds(
+        ConcurrentCommits,
+        branch_names(branches),
+        st.lists(st.sampled_from(MESSAGES), min_size=2, max_size=4),
+        st.sampled_from(["read committed", "serializable"]),
+    )
+
+
+def generate_ids() -> st.SearchStrategy[GenerateIds]:
+    return st.builds(GenerateIds, st.integers(1, 4), st.sampled_from(TIMEZONES))
+
+
+@functools.lru_cache(maxsize=256)
+def commands(
+    tables: Names = (), branches: Names = ()
+) -> st.SearchStrategy[Op | Txn | ConcurrentCommits | GenerateIds]:
+    """Every command the pggit machine runs, simplest first (shrinking ends on the early ones).
+
+    ``tables`` / ``branches``: names the example already used, drawn more often (the machine
+    passes what its model knows). Cached: the same names give the same strategy object.
+    """
+    # Commits are the heart of pgGit: twice the weight of any other command.
+    return st.one_of(
+        ops(tables, branches),
+        commits(branches),
+        txns(tables, branches),
+        concurrent_commits(branches),
+        generate_ids(),
+    )
