@@ -83,6 +83,11 @@ OPTIONS: dict[str, Option] = {
         ),
         Option("redis_url", "attach to this Redis server instead of starting one"),
         Option(
+            "pggit_dsn",
+            "run the pggit machine on per-example clones of this pgGit database "
+            "(role with CREATEDB that owns it; no other sessions on it)",
+        ),
+        Option(
             "github_db",
             "owner/repo whose 'hypothesis-example-db' workflow artifact is read as a read-only "
             "example database (the weekly deep search's findings replay first)",

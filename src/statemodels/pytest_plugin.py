@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -33,6 +33,30 @@ log = logging.getLogger(__name__)
 _AUDIT_FAILED = pytest.StashKey[list[str]]()
 #: Seconds a process killed at the very end of a test may take to exit before it counts as leaked.
 _EXIT_GRACE = 2.0
+
+
+class _HasPids(Protocol):
+    def pids(self) -> set[int]: ...
+
+
+#: Servers meant to outlive a test (session and module fixtures).
+_long_lived: list[_HasPids] = []
+
+
+def long_lived(server: _HasPids) -> None:
+    """Exempt a server's processes (and their descendants) from the per-test audit.
+
+    A session or module fixture that starts a server calls this. Without it, a server first
+    requested in the middle of a test (``request.getfixturevalue``) would look like that test's
+    leak. ``server.pids()`` is asked at audit time, so a server restarted on purpose (an outage
+    test) stays exempt. The end-of-session audit still counts everything: by then every fixture
+    has stopped its own.
+    """
+    _long_lived.append(server)
+
+
+def _long_lived_pids() -> set[int]:
+    return set().union(*(server.pids() for server in _long_lived))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -128,6 +152,7 @@ def statemodels_postgres(pytestconfig: pytest.Config) -> Iterator[PostgresServer
 
     dsn = option_value(pytestconfig, "pg_dsn")
     server = PostgresServer.attach(dsn) if dsn else PostgresServer.start()
+    long_lived(server)
     try:
         yield server
     finally:
@@ -141,6 +166,7 @@ def statemodels_redis(pytestconfig: pytest.Config) -> Iterator[RedisServer]:
 
     url = option_value(pytestconfig, "redis_url")
     server = RedisServer.attach(url) if url else RedisServer.start()
+    long_lived(server)
     try:
         yield server
     finally:
@@ -151,8 +177,8 @@ def statemodels_redis(pytestconfig: pytest.Config) -> Iterator[RedisServer]:
 def _statemodels_process_audit(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that leaves a child process alive; kill what it left.
 
-    Processes alive before the test (session servers and their own children, such as Postgres
-    backends) are not the test's doing and are left alone.
+    Processes alive before the test, and servers registered with :func:`long_lived` (with
+    their own children, such as Postgres backends), are not the test's doing and are left alone.
     """
     from .infra import processes
 
@@ -161,7 +187,7 @@ def _statemodels_process_audit(request: pytest.FixtureRequest) -> Iterator[None]
     leaked: list[Any] = []
 
     def settled() -> bool:
-        leaked[:] = processes.live_descendants(exclude_pids=before)
+        leaked[:] = processes.live_descendants(exclude_pids=before | _long_lived_pids())
         return not leaked
 
     # A process the test just killed may need a moment to exit; never more than the grace.

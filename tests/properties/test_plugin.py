@@ -48,3 +48,44 @@ def test_counter():
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--budget", "ci")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*budget: ci*", "CounterMachine * 0  0"])
+
+
+LAZY_SERVER = """
+import subprocess, sys
+import pytest
+from statemodels.pytest_plugin import long_lived
+
+class Server:
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    def pids(self):
+        return {self.proc.pid}
+
+@pytest.fixture(scope="session")
+def server():
+    s = Server()
+    if REGISTER:
+        long_lived(s)
+    yield s
+    s.proc.kill()
+    s.proc.wait()
+
+def test_first_asks_for_the_server_mid_test(request):
+    request.getfixturevalue("server")
+
+def test_second_still_has_it(server):
+    assert server.proc.poll() is None
+"""
+
+
+@pytest.mark.parametrize("register", [True, False])
+def test_a_session_server_started_mid_test_is_not_that_tests_leak_once_registered(
+    pytester: pytest.Pytester, register: bool
+):
+    pytester.makepyfile(test_lazy=f"REGISTER = {register}\n" + LAZY_SERVER)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    if register:
+        result.assert_outcomes(passed=2)
+    else:
+        # Unregistered, it looks like the first test's leak: the audit must say so.
+        result.stdout.fnmatch_lines(["*test_first_asks_for_the_server_mid_test left 1 process*"])

@@ -1,7 +1,8 @@
 """The pggit machine against the bundled system, and against a plain DSN as a user would run it.
 
-``STATEMODELS_PGGIT_DSN`` names a user's own pgGit database: the external-DSN test then clones
-that one per example instead of a database it installs itself (see the README).
+``STATEMODELS_PGGIT_DSN`` (or ``--statemodels-pggit-dsn``) names a user's own pgGit database:
+the external-DSN test then clones that one per example instead of a database it installs itself
+(see the README).
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ from statemodels.pggit import (
     machine_factory,
 )
 from statemodels.pggit.expect import TRINITY_RE
-
-ENV_DSN = "STATEMODELS_PGGIT_DSN"
+from statemodels.pytest_plugin import option_value
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +39,9 @@ def pggit_worlds(statemodels_postgres: PostgresServer) -> Iterator[TemplateJanit
 
 @pytest.fixture
 def user_pggit_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
-    """``STATEMODELS_PGGIT_DSN`` if set, else a database where pgGit was installed by hand."""
-    external = os.environ.get(ENV_DSN)
+    """The user's pgGit database (``--statemodels-pggit-dsn``) if given, else a database where
+    pgGit was installed by hand, as a user would have it."""
+    external = option_value(request.config, "pggit_dsn")
     if external:
         yield external
         return
