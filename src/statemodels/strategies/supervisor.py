@@ -1,0 +1,155 @@
+"""Strategies for the supervisor machines: relay rules in wire form, and hostile payloads.
+
+Rules come out as the JSON objects the relay's control protocol carries (``AddRule`` bodies), so
+this module needs nothing from the supervisor domain; the machine turns them into ``Rule`` values
+with ``Rule.from_json``. Small pools (three interfaces, a few groups and ports) make collisions --
+upserts, shared interfaces, derived-id clashes -- common, and a fifth of the rules are invalid
+in a way the relay must reject (port 0, output interface equal to the input interface ...).
+
+Example::
+
+    >>> rule = relay_rules().example()
+    >>> sorted(rule)
+    ['input_group', 'input_interface', 'input_port', 'input_protocol', 'name', 'outputs', 'rule_id']
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import strategies as st
+
+from .common import HOSTILE_STRINGS
+
+__all__ = [
+    "GROUPS",
+    "INTERFACES",
+    "PROTOCOLS",
+    "hostile_payloads",
+    "multicast_groups",
+    "outputs",
+    "ports",
+    "relay_rules",
+]
+
+INTERFACES = ("eth0", "eth1", "lo")
+GROUPS = ("239.1.1.1", "239.1.1.2", "224.0.1.129", "233.252.0.1")
+PROTOCOLS = ("udp", "tcp")
+RULE_IDS = ("", "", "a", "b", "video-1")
+# Names are data the relay must store verbatim: quotes, unicode, the 64-character limit.
+NAMES = ("", "camera feed", "x" * 64, *(h for h in HOSTILE_STRINGS if len(h) <= 64))
+
+
+def multicast_groups() -> st.SearchStrategy[str]:
+    """Groups in 224.0.0.0/4: mostly from a small pool (so rules collide), sometimes any."""
+    anywhere = st.ip_addresses(v=4, network="224.0.0.0/4").map(str)
+    return st.one_of(st.sampled_from(GROUPS), anywhere)
+
+
+def ports() -> st.SearchStrategy[int]:
+    """Valid UDP ports, mostly from a small pool."""
+    return st.one_of(st.sampled_from((5000, 5001, 6000)), st.integers(1, 65535))
+
+
+def outputs(
+    input_interface: str, interfaces: tuple[str, ...] = INTERFACES
+) -> st.SearchStrategy[list[dict[str, Any]]]:
+    """1-2 output destinations on interfaces other than ``input_interface``."""
+    others = [i for i in interfaces if i != input_interface] or ["out0"]
+    one = st.fixed_dictionaries(
+        {"group": multicast_groups(), "port": ports(), "interface": st.sampled_from(others)}
+    )
+    return st.lists(one, min_size=1, max_size=2)
+
+
+@st.composite
+def _valid_rule(draw: st.DrawFn, interfaces: tuple[str, ...]) -> dict[str, Any]:
+    iface = draw(st.sampled_from(interfaces))
+    return {
+        "rule_id": draw(st.sampled_from(RULE_IDS)),
+        "name": draw(st.sampled_from(NAMES)),
+        "input_interface": iface,
+        "input_group": draw(multicast_groups()),
+        "input_port": draw(ports()),
+        "input_protocol": draw(st.sampled_from(PROTOCOLS)),
+        "outputs": draw(outputs(iface, interfaces)),
+    }
+
+
+@st.composite
+def _invalid_rule(draw: st.DrawFn, interfaces: tuple[str, ...]) -> dict[str, Any]:
+    rule = draw(_valid_rule(interfaces))
+    flaw = draw(st.sampled_from(("port-zero", "loop", "unicast-group", "bad-output-port")))
+    if flaw == "port-zero":
+        rule["input_port"] = 0
+    elif flaw == "loop":  # forwarding back out of the input interface
+        rule["outputs"] = [
+            *rule["outputs"],
+            {**rule["outputs"][0], "interface": rule["input_interface"]},
+        ]
+    elif flaw == "unicast-group":
+        rule["input_group"] = "10.1.2.3"
+    else:
+        rule["outputs"] = [{**rule["outputs"][0], "port": 0}]
+    return rule
+
+
+def relay_rules(
+    interfaces: tuple[str, ...] = INTERFACES, *, invalid: bool = True
+) -> st.SearchStrategy[dict[str, Any]]:
+    """``AddRule`` bodies; with ``invalid``, about one in five breaks a validation rule."""
+    valid = _valid_rule(interfaces)
+    if not invalid:
+        return valid
+    return st.one_of(valid, valid, valid, valid, _invalid_rule(interfaces))
+
+
+_MALFORMED = (b"", b"{", b"not json", b'{"AddRule": ', b'"Ping', b"\xff\xfe\x00", b"{'Ping': 1}")
+_UNKNOWN = (
+    b'"Frobnicate"',
+    b'{"Frobnicate": {}}',
+    b'{"AddRule": {}, "Ping": null}',
+    b"[]",
+    b"42",
+    b"null",
+    b'{"Ping": 1}',
+    b'{"RemoveRule": "a"}',
+    b'{"WorkerRules": {}}',
+)
+
+
+def _invalid_rule_payloads() -> st.SearchStrategy[bytes]:
+    bad_fields: list[dict[str, Any]] = [
+        {"input_port": 70000},
+        {"input_port": "5000"},
+        {"input_group": "not-an-ip"},
+        {"input_protocol": "icmp"},
+        {"outputs": "eth1"},
+        {"surprise": True},
+        {"rule_id": "has space"},
+    ]
+    base = {
+        "input_interface": "eth0",
+        "input_group": "239.1.1.1",
+        "input_port": 5000,
+        "outputs": [{"group": "239.2.2.2", "port": 6000, "interface": "eth1"}],
+    }
+    missing = [{k: v for k, v in base.items() if k != gone} for gone in base]
+    bodies = [{**base, **bad} for bad in bad_fields] + missing
+    return st.sampled_from([json.dumps({"AddRule": b}).encode() for b in bodies])
+
+
+def hostile_payloads(max_request: int = 65536) -> st.SearchStrategy[tuple[str, bytes]]:
+    """``(kind, payload)``: malformed JSON, unknown commands, invalid rules, oversized bodies.
+
+    Every payload must be answered with an ``Error`` (and must not cost the relay a rule).
+    """
+    oversized = b'"' + b"A" * (max_request + 1) + b'"'
+    return st.one_of(
+        st.tuples(st.just("malformed"), st.sampled_from(_MALFORMED)),
+        st.tuples(st.just("malformed"), st.binary(max_size=24).map(lambda b: b"\xff" + b)),
+        st.tuples(st.just("unknown"), st.sampled_from(_UNKNOWN)),
+        st.tuples(st.just("invalid-rule"), _invalid_rule_payloads()),
+        st.tuples(st.just("oversized"), st.just(oversized)),
+    )
