@@ -68,7 +68,12 @@ def _bench(args: argparse.Namespace) -> int:
             )
     for name in chosen:
         print(f"== bench {name}", flush=True)
-        runpy.run_path(str(folder / f"bench_{name}.py"), run_name="__main__")
+        script = str(folder / f"bench_{name}.py")
+        saved, sys.argv = sys.argv, [script]  # each script parses its own (default) arguments
+        try:
+            runpy.run_path(script, run_name="__main__")
+        finally:
+            sys.argv = saved
     return 0
 
 
