@@ -52,6 +52,7 @@ __all__ = [
     "kill",
     "kill_tree",
     "live_descendants",
+    "live_identity",
     "poll_until",
     "reap_zombies",
     "sample",
@@ -196,6 +197,21 @@ def _identity(target: PidOrIdentity) -> ProcessIdentity | None:
         return ProcessIdentity.of(target)
     except psutil.NoSuchProcess:
         return None
+
+
+def live_identity(pid: object) -> ProcessIdentity | None:
+    """The identity of the living process ``pid``, as reported by a system under test.
+
+    ``None`` if ``pid`` is not a positive int, or no such process lives (gone, zombie). For
+    judging what a supervisor *claims*: a pid it lists must name a living process.
+    """
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return None
+    try:
+        ident = ProcessIdentity.of(pid)
+    except (psutil.Error, OSError):
+        return None
+    return ident if ident.alive() else None
 
 
 def become_subreaper() -> bool:

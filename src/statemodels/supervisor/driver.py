@@ -31,7 +31,7 @@ import psutil
 
 from ..engine import Outcome
 from ..errors import ConfigurationError
-from ..infra.processes import ProcessIdentity, poll_until, send_signal, wait_gone
+from ..infra.processes import ProcessIdentity, live_identity, poll_until, send_signal, wait_gone
 from .commands import (
     AddRule,
     ContWorker,
@@ -239,7 +239,7 @@ class RelayDriver:
             return out
         body = response.get("WorkerRules", {})
         rules = self._rules({"Rules": body.get("rules")})
-        return self._outcome(response, took, rules=rules, identity=_identity(body.get("pid")))
+        return self._outcome(response, took, rules=rules, identity=live_identity(body.get("pid")))
 
     def _workers(self, response: Any) -> dict[str, Any]:
         """Flatten ListWorkers into fields: ifaces, status:<i>, identity:<i>, running_dead."""
@@ -253,7 +253,7 @@ class RelayDriver:
             status = w.get("status")
             kind = status if isinstance(status, str) else next(iter(status or {"?": 0}))
             out[f"status:{iface}"] = kind
-            ident = _identity(w.get("pid"))
+            ident = live_identity(w.get("pid"))
             out[f"identity:{iface}"] = ident
             if kind == "Running" and ident is None:
                 dead.append(w.get("pid"))
@@ -368,14 +368,3 @@ class RelayDriver:
         if self._on_close is not None:
             on_close, self._on_close = self._on_close, None
             on_close()
-
-
-def _identity(pid: Any) -> ProcessIdentity | None:
-    """The live identity of ``pid``; ``None`` if there is no pid, or it is dead or a zombie."""
-    if not isinstance(pid, int) or pid <= 0:
-        return None
-    try:
-        ident = ProcessIdentity.of(pid)
-    except (psutil.Error, OSError):
-        return None
-    return ident if ident.alive() else None

@@ -43,6 +43,7 @@ from ..infra.processes import (
     ProcessIdentity,
     Spawned,
     kill_tree,
+    live_identity,
     poll_until,
     send_signal,
     spawn,
@@ -311,7 +312,7 @@ class SupervisordDriver:
 
     def identity_of(self, name: str) -> ProcessIdentity | None:
         info = self.server.rpc().supervisor.getProcessInfo(name)
-        return _identity(info.get("pid")) if info.get("statename") == "RUNNING" else None
+        return live_identity(info.get("pid")) if info.get("statename") == "RUNNING" else None
 
     def observe(self) -> Mapping[str, Any]:
         """``state:<name>`` and ``identity:<name>`` (``None`` unless RUNNING) per program."""
@@ -324,7 +325,7 @@ class SupervisordDriver:
             name = info["name"]
             out[f"state:{name}"] = info["statename"]
             running = info["statename"] == "RUNNING"
-            out[f"identity:{name}"] = _identity(info.get("pid")) if running else None
+            out[f"identity:{name}"] = live_identity(info.get("pid")) if running else None
         return out
 
     def flaky_timeline(self) -> dict[str, Any]:
@@ -349,13 +350,3 @@ class SupervisordDriver:
         if self._on_close is not None:
             on_close, self._on_close = self._on_close, None
             on_close()
-
-
-def _identity(pid: Any) -> ProcessIdentity | None:
-    if not isinstance(pid, int) or pid <= 0:
-        return None
-    try:
-        ident = ProcessIdentity.of(pid)
-    except (psutil.Error, OSError):
-        return None
-    return ident if ident.alive() else None
