@@ -21,7 +21,13 @@ import time
 from typing import Any
 
 from statemodels.engine import get_budget, registry, run_machine
-from statemodels.supervisor import RelayConfig, RelayPool, bundled_relay_machine
+from statemodels.supervisor import (
+    Action,
+    KillWorker,
+    RelayConfig,
+    RelayPool,
+    bundled_relay_machine,
+)
 from statemodels.supervisor.driver import boottime
 from statemodels.supervisor.model import worker_slot
 from statemodels.supervisor.system.worker import start_boottime
@@ -35,16 +41,6 @@ RULE = {
     "input_protocol": "udp",
     "outputs": [{"group": "239.2.2.2", "port": 6000, "interface": "lo"}],
 }
-
-
-class _Pick:
-    """Stands in for Hypothesis's ``data`` argument: always draws ``value``."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def draw(self, strategy: Any, label: str | None = None) -> Any:
-        return self.value
 
 
 def restart_latency(kills: int, config: RelayConfig) -> tuple[list[float], list[float]]:
@@ -62,7 +58,7 @@ def restart_latency(kills: int, config: RelayConfig) -> tuple[list[float], list[
     try:
         machine.first_rule(RULE)
         for _ in range(kills):
-            machine.kill_worker(_Pick("eth0"), "SIGKILL", True)
+            machine.perform(Action(KillWorker("eth0"), settle=True))
             identity = machine.bindings.slots[worker_slot("eth0")]
             started = start_boottime(identity.pid)
             detection.append(observed_at[-1] - started)

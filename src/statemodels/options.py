@@ -34,6 +34,22 @@ def _minutes(text: str) -> float:
     return value
 
 
+def _backoff(text: str) -> tuple[float, float, float]:
+    """``initial,factor,cap`` in seconds, e.g. ``0.1,2,0.2``."""
+    parts = text.split(",")
+    try:
+        initial, factor, cap = (float(p) for p in parts)
+    except ValueError:
+        raise ConfigurationError(
+            f"relay backoff is initial,factor,cap in seconds (got {text!r}): e.g. 0.1,2,0.2"
+        ) from None
+    if not (initial > 0 and factor >= 1 and cap >= initial):
+        raise ConfigurationError(
+            f"relay backoff {text!r} needs initial > 0, factor >= 1 and cap >= initial"
+        )
+    return initial, factor, cap
+
+
 @attrs.frozen
 class Option:
     """One option and its three spellings."""
@@ -86,6 +102,17 @@ OPTIONS: dict[str, Option] = {
             "pggit_dsn",
             "run the pggit machine on per-example clones of this pgGit database "
             "(role with CREATEDB that owns it; no other sessions on it)",
+        ),
+        Option(
+            "relay_socket",
+            "also run the relay machine against the relay behind this control socket; every "
+            "example removes all its rules first",
+        ),
+        Option(
+            "relay_backoff",
+            "that relay's restart backoff as initial,factor,cap in seconds",
+            default=(0.1, 2.0, 0.2),
+            convert=_backoff,
         ),
         Option(
             "github_db",

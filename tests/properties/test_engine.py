@@ -60,6 +60,7 @@ def test_a_known_divergence_is_recorded_and_searched_past():
         budget=QUICK,
         known=[signature],
         database=None,
+        derandomize=True,  # a random seed missed Add(3) in 40 examples about one run in four
     )
     assert registry()["CounterMachine"].known_hits[signature] > 0
 
@@ -162,4 +163,26 @@ def test_check_eventually_returns_once_the_condition_holds():
     assert seen == {"ready": True}
     with pytest.raises(Divergence, match=r"still false after 0\.05s"):
         machine.check_eventually("never", {"ready": True}, lambda: {"ready": False}, within=0.05)
+    machine.teardown()
+
+
+def test_check_eventually_stops_waiting_when_a_final_field_fails():
+    machine = CounterMachine(CounterSystem())
+    looks = []
+
+    def observe():
+        looks.append(1)
+        return {"ready": False, "errors_seen": ("boom",)}
+
+    start = time.monotonic()
+    with pytest.raises(Divergence, match="cannot come right by waiting") as info:
+        machine.check_eventually(
+            "ready",
+            {"ready": True, "errors_seen": ()},
+            observe,
+            within=5.0,
+            final=("errors_seen",),
+        )
+    assert len(looks) == 1 and time.monotonic() - start < 1.0
+    assert [m.field for m in info.value.mismatches] == ["errors_seen"]
     machine.teardown()

@@ -12,6 +12,7 @@ from statemodels.engine import (
     Bind,
     Bindings,
     Changed,
+    EachIn,
     Eq,
     Fails,
     Fresh,
@@ -113,3 +114,17 @@ def test_outcome_reports_error_as_a_field_and_summarises_on_one_line():
     assert out.field("error") == "23505" and out.field("id") == 1
     assert "\n" not in out.summary()
     assert Outcome.ok(v=1).field("error") is None
+
+
+@given(st.frozensets(st.integers(0, 9)), st.lists(st.integers(0, 9)))
+def test_each_in_passes_exactly_when_every_element_is_allowed(allowed, real):
+    verdict = EachIn(allowed).check(real, Bindings())
+    assert (verdict is None) == (set(real) <= allowed)
+    if verdict is not None:
+        assert verdict.startswith("unexpected")
+
+
+def test_each_in_refuses_a_non_collection_and_describes_its_set():
+    assert EachIn({1}).check(1, Bindings()) == "not a collection"
+    assert EachIn({1}).check("1", Bindings()) == "not a collection"
+    assert EachIn({200, 100}).describe(Bindings()) == "each in {100, 200}"

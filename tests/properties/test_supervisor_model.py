@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from statemodels.engine import Bindings, Fails, Same
 from statemodels.errors import ConfigurationError
 from statemodels.infra.processes import ProcessIdentity
-from statemodels.strategies.supervisor import hostile_payloads, relay_rules
+from statemodels.strategies.supervisor import hostile_payloads, relay_actions, relay_rules
 from statemodels.supervisor import (
     AddRule,
     ExponentialBackoff,
@@ -32,8 +32,8 @@ from statemodels.supervisor import (
     derive_rule_id,
     validate_rule,
 )
-from statemodels.supervisor.commands import KillWorker
-from statemodels.supervisor.system import supervisor as bundled
+from statemodels.supervisor.commands import ContWorker, KillWorker, Settle, StopWorker
+from statemodels.supervisor.system import rules as bundled
 
 POLICY = ExponentialBackoff(0.05, 2.0, 0.2)
 
@@ -185,3 +185,40 @@ def test_hostile_payloads_are_all_refused_by_the_bundled_validation(
 def test_relay_config_rejects_nonsense_in_one_line() -> None:
     with pytest.raises(ConfigurationError, match=r"initial_backoff must be > 0 \(got -1\)"):
         RelayConfig(initial_backoff=-1)
+
+
+_IFACES = st.lists(st.sampled_from(("eth0", "eth1", "lo")), unique=True, max_size=3)
+
+
+@given(data=st.data(), workers=_IFACES, faults=st.booleans())
+def test_relay_actions_only_target_what_the_model_has(
+    data: st.DataObject, workers: list[str], faults: bool
+) -> None:
+    settled = data.draw(st.sets(st.sampled_from(workers)) if workers else st.just(set()))
+    stopped = data.draw(st.sets(st.sampled_from(sorted(settled))) if settled else st.just(set()))
+    pending = sorted(set(workers) - settled)
+    action = data.draw(
+        relay_actions(
+            workers=workers,
+            settled=sorted(settled),
+            stopped=sorted(stopped),
+            pending=pending,
+            removable=("a",),
+            faults=faults,
+        )
+    )
+    match action.command:
+        case KillWorker(interface=iface, signal=sig):
+            assert iface in settled and (sig == "SIGKILL" or iface not in stopped)
+        case StopWorker(interface=iface):
+            assert iface in settled and iface not in stopped
+        case ContWorker(interface=iface):
+            assert iface in stopped
+        case FailSpawns(interface=iface):
+            assert faults and iface not in pending
+        case Settle():
+            assert pending
+        case RemoveRule(rule_id=rule_id):
+            assert rule_id in ("a", "no-such-rule")
+        case _:
+            assert not action.settle or isinstance(action.command, AddRule)

@@ -20,7 +20,7 @@ after *every* field of a step passed, so a failing step never half-updates the b
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -31,6 +31,7 @@ __all__ = [
     "Bind",
     "Bindings",
     "Changed",
+    "EachIn",
     "Eq",
     "Expect",
     "Fails",
@@ -290,6 +291,29 @@ class AnyOf(Expect):
 
     def describe(self, bindings: Bindings) -> str:
         return " | ".join(o.describe(bindings) for o in self.options)
+
+
+@attrs.frozen(init=False)
+class EachIn(Expect):
+    """Every element of a real collection is one of ``allowed``; an empty collection passes.
+
+    For what was observed over a stretch of time: every backoff a supervisor reported during
+    one restart must be one its policy plans, e.g. ``EachIn({100, 200})``.
+    """
+
+    allowed: frozenset[Any]
+
+    def __init__(self, allowed: Iterable[Any]) -> None:
+        self.__attrs_init__(frozenset(allowed))
+
+    def check(self, real: Any, bindings: Bindings) -> str | None:
+        if isinstance(real, str | bytes) or not isinstance(real, Iterable):
+            return "not a collection"
+        unexpected = [v for v in real if v not in self.allowed]
+        return f"unexpected {_short(unexpected)}" if unexpected else None
+
+    def describe(self, bindings: Bindings) -> str:
+        return f"each in {{{', '.join(map(repr, sorted(self.allowed, key=repr)))}}}"
 
 
 #: The expectation the engine applies to the ``error`` field when a step says nothing about it.

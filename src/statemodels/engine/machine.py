@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
 from hypothesis.stateful import RuleBasedStateMachine, invariant
@@ -45,6 +45,15 @@ class _MissingField(AssertionError):
     def __init__(self, mismatches: list[Mismatch]) -> None:
         self.mismatches = mismatches
         super().__init__("; ".join(f"{m.field}: {m.reason}" for m in mismatches))
+
+
+class _Settled(Exception):
+    """A ``final`` field failed: waiting longer cannot help (not an AssertionError, so
+    ``eventually`` lets it through at once)."""
+
+    def __init__(self, mismatches: list[Mismatch], attempts: int) -> None:
+        self.mismatches = mismatches
+        self.attempts = attempts
 
 
 def compare(
@@ -160,23 +169,32 @@ class ModelMachine(RuleBasedStateMachine):
         *,
         within: float,
         every: float = 0.005,
+        final: Collection[str] = (),
     ) -> Mapping[str, Any]:
         """Poll ``observe()`` until every field in ``expect`` holds, for at most ``within`` s.
 
         Each ``observe()`` call runs under the step timeout. Returns the passing observation and
         binds its slots; on the deadline raises a :class:`Divergence` of kind ``label`` showing
-        the last observation.
+        the last observation. ``final`` names fields that cannot come right by waiting (e.g.
+        everything seen so far, accumulated by ``observe``): one failing diverges at once, which
+        keeps every replay of a failing example -- shrinking replays many -- short.
         """
         __tracebackhide__ = True  # pytest shows the rule, not the engine
         if self.tainted is not None:
             return {}
         wanted = expect_map(expect)
         last: dict[str, Any] = {}
+        attempts = 0
 
         def attempt() -> bool:
+            nonlocal attempts
+            attempts += 1
             last.clear()
             last.update(self._call(observe, what=f"observe ({label})"))
             mismatches = compare(wanted, _getter(last), self.bindings, has_error=False)
+            settled = [m for m in mismatches if m.field in final]
+            if settled:  # report only what is settled: the rest may still be on its way
+                raise _Settled(settled, attempts)
             if mismatches:
                 raise _MissingField(mismatches)
             return True
@@ -185,6 +203,10 @@ class ModelMachine(RuleBasedStateMachine):
             eventually(attempt, within=within, every=every, what=label)
         except StepTimeout as hang:
             self._hung(label, f"observe ({label})", hang)
+            return {}
+        except _Settled as settled:
+            note = f"cannot come right by waiting (observation {settled.attempts})"
+            self._diverge(label, f"eventually: {label}", settled.mismatches, note=note)
             return {}
         except EventuallyTimeout as late:
             mismatches = late.last.mismatches if isinstance(late.last, _MissingField) else []

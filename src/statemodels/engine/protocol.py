@@ -90,9 +90,14 @@ class Outcome:
         head = f"error {self.error}" if self.error else "ok"
         if self.detail and self.error:
             head += f" ({self.detail.splitlines()[0][:40]})"
-        body = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
+        body = ", ".join(f"{k}={_brief(v)}" for k, v in self.values.items())
         text = f"{head} {body}".strip()
         return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _brief(value: Any) -> str:
+    """A value as the journal shows it: floats (mostly durations) to 4 significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else repr(value)
 
 
 class _Missing:

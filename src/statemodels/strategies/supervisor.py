@@ -1,10 +1,10 @@
-"""Strategies for the supervisor machines: relay rules in wire form, and hostile payloads.
+"""Strategies for the supervisor machines: relay rules, hostile payloads, and machine steps.
 
-Rules come out as the JSON objects the relay's control protocol carries (``AddRule`` bodies), so
-this module needs nothing from the supervisor domain; the machine turns them into ``Rule`` values
-with ``Rule.from_json``. Small pools (three interfaces, a few groups and ports) make collisions --
-upserts, shared interfaces, derived-id clashes -- common, and a fifth of the rules are invalid
-in a way the relay must reject (port 0, output interface equal to the input interface ...).
+Rules come out as the JSON objects the relay's control protocol carries (``AddRule`` bodies);
+:func:`relay_actions` turns them into commands. Small pools (three interfaces, a few groups and
+ports) make collisions -- upserts, shared interfaces, derived-id clashes -- common, and a fifth of
+the rules are invalid in a way the relay must reject (port 0, output interface equal to the
+input interface ...).
 
 Example::
 
@@ -15,11 +15,29 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from hypothesis import strategies as st
 
+from ..supervisor.commands import (
+    Action,
+    AddRule,
+    ContWorker,
+    FailSpawns,
+    KillWorker,
+    ListRules,
+    ListWorkers,
+    Ping,
+    RemoveRule,
+    Rule,
+    SendRaw,
+    Settle,
+    StopWorker,
+    WorkerRules,
+)
 from .common import HOSTILE_STRINGS
 
 __all__ = [
@@ -30,6 +48,7 @@ __all__ = [
     "multicast_groups",
     "outputs",
     "ports",
+    "relay_actions",
     "relay_rules",
 ]
 
@@ -153,3 +172,77 @@ def hostile_payloads(max_request: int = 65536) -> st.SearchStrategy[tuple[str, b
         st.tuples(st.just("invalid-rule"), _invalid_rule_payloads()),
         st.tuples(st.just("oversized"), st.just(oversized)),
     )
+
+
+def relay_actions(
+    *,
+    workers: Sequence[str] = (),
+    settled: Sequence[str] = (),
+    stopped: Sequence[str] = (),
+    pending: Sequence[str] = (),
+    removable: Sequence[str] = (),
+    faults: bool = True,
+    max_request: int = 65536,
+) -> st.SearchStrategy[Action]:
+    """Every step the relay machine can take now, simplest first (shrinking ends on early ones).
+
+    The machine passes what its model knows: ``workers`` (interfaces with rules), ``settled``
+    (their worker is up), ``stopped`` (SIGSTOPped), ``pending`` (being restarted) and
+    ``removable`` rule ids. Commands that need a worker are drawn only when there is one. With
+    ``faults``, ``FailSpawns`` is drawn too (arming faults only between restarts, so the model
+    knows how many spawns will crash). Cached: the same state gives the same strategy object.
+    """
+    return _relay_actions(
+        tuple(workers),
+        tuple(settled),
+        tuple(stopped),
+        tuple(pending),
+        tuple(removable),
+        faults,
+        max_request,
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _relay_actions(
+    workers: tuple[str, ...],
+    settled: tuple[str, ...],
+    stopped: tuple[str, ...],
+    pending: tuple[str, ...],
+    removable: tuple[str, ...],
+    faults: bool,
+    max_request: int,
+) -> st.SearchStrategy[Action]:
+    settle = st.booleans()
+
+    def add(body: dict[str, Any], then_settle: bool) -> Action:
+        return Action(AddRule(Rule.from_json(body)), then_settle)
+
+    choices: list[st.SearchStrategy[Action]] = [
+        st.sampled_from((ListRules(), ListWorkers(), Ping())).map(Action),
+        st.builds(add, relay_rules(), settle),
+    ]
+    if workers:  # another rule for an interface that has a worker (perhaps being restarted)
+        choices.append(st.builds(add, relay_rules(workers, invalid=False), settle))
+    choices.append(st.sampled_from((*removable, "no-such-rule")).map(RemoveRule).map(Action))
+    choices.append(st.sampled_from((*workers, "nowhere0")).map(WorkerRules).map(Action))
+    if settled:
+        killable = [st.sampled_from(settled).map(KillWorker)]
+        running = tuple(i for i in settled if i not in stopped)
+        if running:  # SIGTERM is a clean exit only for a worker that can run its handler
+            killable.append(st.sampled_from(running).map(lambda i: KillWorker(i, "SIGTERM")))
+        choices.append(st.builds(Action, st.one_of(killable), settle))
+    if pending:
+        choices.append(st.just(Action(Settle())))
+    idle = tuple(i for i in INTERFACES if i not in pending)
+    if faults and idle:
+        fail = st.builds(FailSpawns, st.sampled_from(idle), st.integers(1, 2))
+        choices.append(fail.map(Action))
+    running = tuple(i for i in settled if i not in stopped)
+    if running:
+        choices.append(st.sampled_from(running).map(StopWorker).map(Action))
+    if stopped:
+        choices.append(st.sampled_from(stopped).map(ContWorker).map(Action))
+    raw = hostile_payloads(max_request).map(lambda kind_payload: SendRaw(*kind_payload))
+    choices.append(raw.map(Action))
+    return st.one_of(choices)

@@ -10,6 +10,7 @@ Example::
 """
 
 from .commands import (
+    Action,
     AddRule,
     ContWorker,
     FailSpawns,
@@ -23,13 +24,21 @@ from .commands import (
     RemoveRule,
     Rule,
     SendRaw,
+    Settle,
     StartProgram,
     StopProgram,
     StopWorker,
     WorkerRules,
 )
-from .driver import RelayClient, RelayDriver, RelayFaults, RelayUnavailable
-from .machine import RelayMachine, SupervisordMachine, bundled_relay_machine, supervisord_machine
+from .driver import RelayClient, RelayDriver, RelayFaults, RelayUnavailable, clear_relay
+from .machine import (
+    RelayMachine,
+    SupervisordMachine,
+    bundled_policy,
+    bundled_relay_machine,
+    relay_machine,
+    supervisord_machine,
+)
 from .model import (
     BackoffPolicy,
     ExponentialBackoff,
@@ -47,6 +56,7 @@ from .system import MUTANTS, BundledRelay, RelayConfig, RelayPool, SpawnAttempt
 __all__ = [
     "MUTANTS",
     "PROGRAMS",
+    "Action",
     "AddRule",
     "BackoffPolicy",
     "BundledRelay",
@@ -74,6 +84,7 @@ __all__ = [
     "RetryPlan",
     "Rule",
     "SendRaw",
+    "Settle",
     "SpawnAttempt",
     "StartProgram",
     "StopProgram",
@@ -83,8 +94,11 @@ __all__ = [
     "SupervisordModel",
     "SupervisordServer",
     "WorkerRules",
+    "bundled_policy",
     "bundled_relay_machine",
+    "clear_relay",
     "derive_rule_id",
+    "relay_machine",
     "supervisord_machine",
     "validate_rule",
 ]

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "Action",
     "AddRule",
     "ContWorker",
     "FailSpawns",
@@ -31,6 +32,7 @@ __all__ = [
     "RemoveRule",
     "Rule",
     "SendRaw",
+    "Settle",
     "StartProgram",
     "StopProgram",
     "StopWorker",
@@ -171,6 +173,25 @@ class FailSpawns:
 
     interface: str
     count: int
+
+
+# -- relay machine steps ------------------------------------------------------------------
+
+
+@attrs.frozen
+class Settle:
+    """Wait for every pending (re)spawn to complete, and judge it. Sent to no one: the machine
+    watches the relay until each pending worker is Running again."""
+
+
+@attrs.frozen
+class Action:
+    """One step of the relay machine: a command, and -- for one that starts a (re)spawn (an
+    ``AddRule`` for a new interface, a ``KillWorker``) -- whether to wait for it at once
+    (``settle=True``) or let the next steps race with it."""
+
+    command: Any
+    settle: bool = False
 
 
 # -- supervisord --------------------------------------------------------------------------

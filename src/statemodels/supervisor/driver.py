@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import psutil
 
 from ..engine import Outcome
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, ServerError
 from ..infra.processes import ProcessIdentity, live_identity, poll_until, send_signal, wait_gone
 from .commands import (
     AddRule,
@@ -49,7 +49,14 @@ from .commands import (
 from .system.launch import SpawnAttempt
 from .system.worker import start_boottime
 
-__all__ = ["RelayClient", "RelayDriver", "RelayFaults", "RelayUnavailable", "boottime"]
+__all__ = [
+    "RelayClient",
+    "RelayDriver",
+    "RelayFaults",
+    "RelayUnavailable",
+    "boottime",
+    "clear_relay",
+]
 
 
 def boottime() -> float:
@@ -136,6 +143,54 @@ class RelayClient:
             for sock in self._open:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+def clear_relay(client: RelayClient, *, timeout: float = 5.0) -> None:
+    """Bring a relay you run back to an empty start through its control protocol alone.
+
+    Removes every rule, then waits until ListWorkers lists no worker (a worker lives while its
+    interface has rules), and checks that the relay answers ``WorkerRules`` -- the extension the
+    relay machine needs to see each worker's own rule set. This is the per-example reset for a
+    relay the tests did not start; a bundled relay resets faster with its ``Reset`` request.
+
+    Raises:
+        ServerError: the relay is unreachable, answers something that is not the protocol, does
+            not answer ``WorkerRules``, or still lists workers ``timeout`` s after the removals
+            (one line each).
+    """
+    where = f"relay control socket {client.socket_path}"
+    try:
+        response, _ = client.request("ListRules")
+        rules = response.get("Rules") if isinstance(response, dict) else None
+        if not isinstance(rules, list):
+            raise ServerError(f"{where}: ListRules answered {str(response)[:80]}, not Rules")
+        for rule in rules:
+            rule_id = rule.get("rule_id") if isinstance(rule, dict) else None
+            client.request({"RemoveRule": {"rule_id": rule_id}})
+        probe, _ = client.request({"WorkerRules": {"interface": "smprobe0"}})
+        if "unknown command" in str(probe).lower():
+            raise ServerError(
+                f"{where} does not answer WorkerRules: the relay machine checks each worker's "
+                "own rules through it (see statemodels.supervisor.system.supervisor)"
+            )
+
+        def no_workers() -> bool:
+            listed, _ = client.request("ListWorkers")
+            return isinstance(listed, dict) and listed.get("Workers") == []
+
+        if not poll_until(no_workers, timeout=timeout):
+            raise ServerError(
+                f"{where} still lists workers {timeout:g} s after every rule was removed"
+            )
+    except RelayUnavailable as exc:
+        raise ServerError(f"{where}: {exc}") from None
+
+
+def _backoff_ms(status: Any) -> Any:
+    """The ``backoff_ms`` of a ``{"Restarting": {"backoff_ms": N}}`` status, else ``None``."""
+    if isinstance(status, dict) and isinstance(status.get("Restarting"), dict):
+        return status["Restarting"].get("backoff_ms", "missing")
+    return None
 
 
 class RelayFaults(Protocol):
@@ -242,7 +297,8 @@ class RelayDriver:
         return self._outcome(response, took, rules=rules, identity=live_identity(body.get("pid")))
 
     def _workers(self, response: Any) -> dict[str, Any]:
-        """Flatten ListWorkers into fields: ifaces, status:<i>, identity:<i>, running_dead."""
+        """Flatten ListWorkers into fields: ifaces, status:<i>, backoff:<i>, identity:<i>,
+        running_dead."""
         workers = response.get("Workers") if isinstance(response, dict) else None
         if not isinstance(workers, list):
             return {}
@@ -253,6 +309,7 @@ class RelayDriver:
             status = w.get("status")
             kind = status if isinstance(status, str) else next(iter(status or {"?": 0}))
             out[f"status:{iface}"] = kind
+            out[f"backoff:{iface}"] = _backoff_ms(status)
             ident = live_identity(w.get("pid"))
             out[f"identity:{iface}"] = ident
             if kind == "Running" and ident is None:
@@ -274,9 +331,13 @@ class RelayDriver:
         ident = self.running_worker(iface)
         if ident is None:
             return Outcome.failed("no-worker", f"no running worker for {iface!r}")
+        # Read the clock BEFORE signalling: a mark taken after could fall after the relay already
+        # reaped the worker and started its backoff timer (this thread may be preempted between
+        # the two calls), and the measured backoff would read short.
+        provoked = boottime()
         if not send_signal(ident, _SIGNALS[sig]):
             return Outcome.failed("no-worker", f"worker {ident} vanished before {sig}")
-        self.marks[iface] = boottime()
+        self.marks[iface] = provoked
         self._stopped.pop(iface, None)
         # Return once it is really dead (a zombie counts), so the next step sees a dead worker.
         if not wait_gone(ident, timeout=2.0):
@@ -316,6 +377,8 @@ class RelayDriver:
                 continue
             iface = key.split(":", 1)[1]
             out[key] = ident
+            out[f"status:{iface}"] = workers.get(f"status:{iface}")
+            out[f"backoff:{iface}"] = workers.get(f"backoff:{iface}")
             stopped = self._stopped.get(iface)
             if workers.get(f"status:{iface}") != "Running" or stopped == ident:
                 continue  # asking a frozen worker would only time out
@@ -328,11 +391,13 @@ class RelayDriver:
         return out
 
     def worker_status(self, iface: str) -> dict[str, Any]:
-        """One ListWorkers look at ``iface``: its status kind, identity, and dead Running pids."""
+        """One ListWorkers look at ``iface``: its status kind, reported backoff, identity, and dead
+        Running pids."""
         response, _ = self.client.request("ListWorkers")
         fields = self._workers(response)
         return {
             "status": fields.get(f"status:{iface}"),
+            "backoff": fields.get(f"backoff:{iface}"),
             "identity": fields.get(f"identity:{iface}"),
             "running_dead": fields.get("running_dead", ()),
         }

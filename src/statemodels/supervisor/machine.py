@@ -1,12 +1,15 @@
 """The relay machine: rules, kills, stops, crashing spawns and garbage, against the model.
 
-Each step is one command; after each, the engine checks that ListRules, ListWorkers and every
-settled worker's OWN rule set match the model. A restart is checked where it completes
-("settles"): the interface's worker must be Running with an identity never seen before, no
-answer on the way may report a dead pid as Running, and the measured gaps between the kill,
-each crashed attempt and the next spawn must match the backoff policy's plan within
-``tolerance`` seconds. ``KillWorker(wait=False)`` leaves the restart pending so the next
-commands race with it; the ``settle`` rule (or a later kill-with-wait) checks it.
+Each step is one :class:`~statemodels.supervisor.commands.Action` drawn by one rule from
+:func:`~statemodels.strategies.supervisor.relay_actions` (a ``one_of`` of what the model allows
+now; one rule shrinks far better than a rule per command). After each, the engine checks that
+ListRules, ListWorkers and every settled worker's OWN rule set match the model. A restart is
+checked where it completes ("settles"): the interface's worker must be Running with an identity
+never seen before, no answer on the way may report a dead pid as Running, every backoff
+ListWorkers reported on the way must be one the plan holds, and the measured gaps between the
+kill, each crashed attempt and the next spawn must match the plan: never early, and late by at
+most ``tolerance`` seconds. ``Action(KillWorker(...), settle=False)`` leaves the restart
+pending so the next commands race with it; a later ``Settle()`` (or a settling kill) checks it.
 
 Example::
 
@@ -27,27 +30,20 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
 
-from ..engine import ModelMachine, Within
-from ..strategies.supervisor import INTERFACES, hostile_payloads, relay_rules
+from ..engine import EachIn, ModelMachine, Within
+from ..strategies import supervisor as strategies
 from .commands import (
+    Action,
     AddRule,
-    ContWorker,
-    FailSpawns,
     KillProgram,
     KillWorker,
     ListPrograms,
-    ListRules,
-    ListWorkers,
-    Ping,
-    RemoveRule,
     Rule,
-    SendRaw,
+    Settle,
     StartProgram,
     StopProgram,
-    StopWorker,
-    WorkerRules,
 )
-from .driver import RelayClient, RelayDriver
+from .driver import RelayClient, RelayDriver, clear_relay
 from .model import (
     ExponentialBackoff,
     LinearThenFatal,
@@ -61,7 +57,14 @@ from .model import (
 from .supervisord import PROGRAMS, SupervisordDriver, SupervisordServer
 from .system.launch import BundledRelay, RelayConfig, RelayPool
 
-__all__ = ["RelayMachine", "SupervisordMachine", "bundled_relay_machine", "supervisord_machine"]
+__all__ = [
+    "RelayMachine",
+    "SupervisordMachine",
+    "bundled_policy",
+    "bundled_relay_machine",
+    "relay_machine",
+    "supervisord_machine",
+]
 
 # A start time read from /proc is truncated to a clock tick (10 ms): gaps can read that short.
 _TICK = 0.012
@@ -90,7 +93,7 @@ class RelayMachine(ModelMachine):
         driver: RelayDriver,
         *,
         policy: ExponentialBackoff,
-        tolerance: float = 0.075,
+        tolerance: float = 0.25,
         spawn_allowance: float = 0.5,
         latency: float = 0.1,
         faults: bool = True,
@@ -111,94 +114,53 @@ class RelayMachine(ModelMachine):
         assert isinstance(self.model, RelayModel)
         return self.model
 
-    # -- rules --------------------------------------------------------------------------------
+    # -- steps ------------------------------------------------------------------------------
 
-    @initialize(body=relay_rules(invalid=False))
+    @initialize(body=st.deferred(lambda: strategies.relay_rules(invalid=False)))
     def first_rule(self, body: dict[str, Any]) -> None:
         """Every example starts with one running worker: most of the contract needs one."""
-        self._add(Rule.from_json(body), wait=True)
+        self._add(Rule.from_json(body), settle=True)
 
-    @rule(body=relay_rules(), wait=st.sampled_from((True, False)))
-    def add_rule(self, body: dict[str, Any], wait: bool) -> None:
-        self._add(Rule.from_json(body), wait)
+    @rule(data=st.data())
+    def step(self, data: st.DataObject) -> None:
+        """One command, drawn from what the model says is possible now."""
+        model = self.state
+        action = data.draw(
+            strategies.relay_actions(
+                workers=sorted(model.slots),
+                settled=model.settled(),
+                stopped=model.stopped(),
+                pending=model.pending(),
+                removable=model.removable(),
+                faults=self.faults_enabled,
+                max_request=self.max_request,
+            ),
+            label="action",
+        )
+        self.perform(action)
 
-    @precondition(lambda self: bool(self.state.slots))
-    @rule(data=st.data(), wait=st.sampled_from((True, False)))
-    def add_rule_to_a_worker(self, data: st.DataObject, wait: bool) -> None:
-        """Another rule for an interface that has a worker (perhaps one being restarted)."""
-        iface = data.draw(st.sampled_from(sorted(self.state.slots)), label="interface")
-        body = data.draw(relay_rules((iface,), invalid=False), label="rule")
-        self._add(Rule.from_json(body), wait)
+    def perform(self, action: Action) -> None:
+        """Carry one action out: execute its command, then settle what it started if asked."""
+        match action.command:
+            case Settle():
+                for iface in self.state.pending():
+                    self._settle(iface)
+            case AddRule(rule=rule_):
+                self._add(rule_, action.settle)
+            case KillWorker(interface=iface) as kill:
+                out = self.execute(kill)
+                if action.settle and not out.skipped:
+                    self._settle(iface)
+            case command:
+                self.execute(command)
 
-    def _add(self, rule_: Rule, wait: bool) -> None:
+    def _add(self, rule_: Rule, settle: bool) -> None:
         new = rule_.input_interface not in self.state.slots
         out = self.execute(AddRule(rule_))
         if new and not out.skipped:
             self.relay.mark(rule_.input_interface, at=self.relay.sent_at)
-        if wait and not out.skipped and rule_.input_interface in self.state.pending():
+        if settle and not out.skipped and rule_.input_interface in self.state.pending():
             self._settle(rule_.input_interface)
-
-    @rule(data=st.data())
-    def remove_rule(self, data: st.DataObject) -> None:
-        candidates = [*self.state.removable(), "no-such-rule"]
-        self.execute(RemoveRule(data.draw(st.sampled_from(candidates), label="rule_id")))
-
-    @rule(query=st.sampled_from((ListRules(), ListWorkers(), Ping())))
-    def ask(self, query: ListRules | ListWorkers | Ping) -> None:
-        self.execute(query)
-
-    @rule(data=st.data())
-    def worker_rules(self, data: st.DataObject) -> None:
-        candidates = [*sorted(self.state.slots), "nowhere0"]
-        self.execute(WorkerRules(data.draw(st.sampled_from(candidates), label="interface")))
-
-    @rule(payload=st.deferred(lambda: hostile_payloads()))
-    def send_garbage(self, payload: tuple[str, bytes]) -> None:
-        kind, raw = payload
-        if kind == "oversized":
-            raw = b'"' + b"A" * (self.max_request + 1) + b'"'
-        self.execute(SendRaw(kind, raw))
-
-    @precondition(lambda self: bool(self.state.settled()))
-    @rule(
-        data=st.data(),
-        sig=st.sampled_from(("SIGKILL", "SIGTERM")),
-        wait=st.sampled_from((True, False)),
-    )
-    def kill_worker(self, data: st.DataObject, sig: str, wait: bool) -> None:
-        stopped = self.state.stopped()
-        candidates = [i for i in self.state.settled() if sig == "SIGKILL" or i not in stopped]
-        if not candidates:
-            return
-        iface = data.draw(st.sampled_from(candidates), label="interface")
-        out = self.execute(KillWorker(iface, sig))
-        if wait and not out.skipped:
-            self._settle(iface)
-
-    @precondition(lambda self: bool(set(self.state.settled()) - set(self.state.stopped())))
-    @rule(data=st.data())
-    def stop_worker(self, data: st.DataObject) -> None:
-        candidates = sorted(set(self.state.settled()) - set(self.state.stopped()))
-        self.execute(StopWorker(data.draw(st.sampled_from(candidates), label="interface")))
-
-    @precondition(lambda self: bool(self.state.stopped()))
-    @rule(data=st.data())
-    def cont_worker(self, data: st.DataObject) -> None:
-        iface = data.draw(st.sampled_from(self.state.stopped()), label="interface")
-        self.execute(ContWorker(iface))
-
-    @precondition(lambda self: self.faults_enabled)
-    @rule(iface=st.sampled_from(INTERFACES), count=st.integers(1, 2))
-    def fail_spawns(self, iface: str, count: int) -> None:
-        if iface in self.state.pending():
-            return  # counts must stay knowable: arm faults only between restarts
-        self.execute(FailSpawns(iface, count))
-
-    @precondition(lambda self: bool(self.state.pending()))
-    @rule()
-    def settle(self) -> None:
-        for iface in self.state.pending():
-            self._settle(iface)
 
     # -- restarts -----------------------------------------------------------------------------
 
@@ -210,15 +172,30 @@ class RelayMachine(ModelMachine):
         plan = slot.pending.plan
         within = sum(plan.delays) + len(plan.delays) * self.spawn_allowance + self.tolerance
         seen_dead: set[Any] = set()
+        backoffs: set[Any] = set()
 
         def observe() -> dict[str, Any]:
             seen = self.relay.worker_status(iface)
-            seen_dead.update(seen["running_dead"])
-            # Once seen, a dead "Running" worker stays a divergence: later looks cannot undo it.
-            return {**seen, "running_dead": tuple(sorted(seen_dead, key=repr))}
+            seen_dead.update(seen.pop("running_dead"))
+            backoff = seen.pop("backoff")
+            if backoff is not None:
+                backoffs.add(backoff)
+            # Once seen, a dead "Running" worker or an unplanned backoff stays a divergence: later
+            # looks cannot undo it.
+            return {
+                **seen,
+                "running_dead": tuple(sorted(seen_dead, key=repr)),
+                "backoffs_ms": tuple(sorted(backoffs, key=repr)),
+            }
 
-        expect = {"status": "Running", "identity": Renewed(worker_slot(iface)), "running_dead": ()}
-        got = self.check_eventually("respawn", expect, observe, within=within)
+        expect = {
+            "status": "Running",
+            "identity": Renewed(worker_slot(iface)),
+            "running_dead": (),
+            "backoffs_ms": EachIn(plan.backoffs_ms()),
+        }
+        final = ("running_dead", "backoffs_ms")
+        got = self.check_eventually("respawn", expect, observe, within=within, final=final)
         if not got:
             return
         timeline = self.relay.restart_timeline(iface, got["identity"])
@@ -246,15 +223,40 @@ def bundled_relay_machine(
         done = relay.stop
     try:
         driver = RelayDriver(RelayClient(relay.socket_path), faults=relay, on_close=done)
-        policy = ExponentialBackoff(
-            config.initial_backoff, config.backoff_factor, config.backoff_cap
-        )
         return RelayMachine(
-            driver, policy=policy, max_request=config.max_request, **machine_options
+            driver,
+            policy=bundled_policy(config),
+            max_request=config.max_request,
+            **machine_options,
         )
     except BaseException:
         relay.stop()
         raise
+
+
+def bundled_policy(config: RelayConfig) -> ExponentialBackoff:
+    """The backoff a bundled relay started with ``config`` follows."""
+    return ExponentialBackoff(config.initial_backoff, config.backoff_factor, config.backoff_cap)
+
+
+def relay_machine(
+    socket_path: str, *, policy: ExponentialBackoff, **machine_options: Any
+) -> RelayMachine:
+    """A :class:`RelayMachine` on a relay you run, driven through its control socket alone.
+
+    Each call (each example) first empties the relay with :func:`clear_relay`: the relay must
+    be one the tests may reset. ``policy`` is the relay's configured backoff. Spawn faults need
+    a hook in the relay, so ``FailSpawns`` is not drawn; workers are signalled by pid, so the
+    tests must run on the relay's host with the right to signal its workers.
+
+    Example::
+
+        policy = ExponentialBackoff(initial=0.1, factor=2.0, cap=0.2)
+        run_machine(lambda: relay_machine("/run/mcr/control.sock", policy=policy))
+    """
+    client = RelayClient(socket_path)
+    clear_relay(client)
+    return RelayMachine(RelayDriver(client), policy=policy, faults=False, **machine_options)
 
 
 def _schedule_expect(plan: RetryPlan, tolerance: float, *, final: bool = True) -> dict[str, Any]:

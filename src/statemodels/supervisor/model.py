@@ -80,6 +80,11 @@ class RetryPlan:
     def failed_attempts(self) -> int:
         return len(self.delays) if self.gives_up else len(self.delays) - 1
 
+    def backoffs_ms(self) -> frozenset[int]:
+        """Every wait of this episode in whole milliseconds: what a supervisor may report as
+        ``{"Restarting": {"backoff_ms": N}}`` while it runs."""
+        return frozenset(round(d * 1000) for d in self.delays)
+
 
 class BackoffPolicy(Protocol):
     """How a supervisor spaces spawn attempts after failures."""
@@ -226,6 +231,15 @@ class Slot:
 _RUNNING = "Running"
 
 
+def _reported_backoff(plan: RetryPlan) -> Expect:
+    """What ListWorkers may say of a worker being (re)spawned: no backoff (it is Starting or
+    already Running) or ``Restarting`` with one of the episode's planned waits. A wait the policy
+    never plans (not reset, not doubled, not capped, a clean exit made to wait) is wrong the
+    moment it is reported, whatever the clock says: this is what catches schedule bugs without
+    depending on timing."""
+    return AnyOf(None, *sorted(plan.backoffs_ms()))
+
+
 @attrs.frozen
 class RelayModel:
     """What a relay supervisor must do, as a pure value.
@@ -336,9 +350,13 @@ class RelayModel:
             "worker_ifaces": tuple(sorted(self.slots)),
             "running_dead": (),
         }
-        for iface in self.settled():
+        for iface, slot in self.slots.items():
+            if slot.pending is not None:
+                out[f"backoff:{iface}"] = _reported_backoff(slot.pending.plan)
+                continue
+            out[f"status:{iface}"] = _RUNNING
             out[f"identity:{iface}"] = Same(worker_slot(iface))
-            if not self.slots[iface].stopped:
+            if not slot.stopped:
                 out[f"worker_rules:{iface}"] = self.rules_of(iface)
         return out
 
@@ -355,6 +373,7 @@ class RelayModel:
                 expect[f"identity:{iface}"] = Same(worker_slot(iface))
             else:
                 expect[f"status:{iface}"] = Anything()
+                expect[f"backoff:{iface}"] = _reported_backoff(slot.pending.plan)
         return expect
 
     def _add(self, rule: Rule) -> RelayModel:

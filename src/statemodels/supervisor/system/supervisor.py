@@ -30,11 +30,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
-import ipaddress
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -43,9 +40,11 @@ from typing import Any
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if __package__:
+    from .rules import BadRequest, interface_name, validate_rule
     from .worker import HEADER, die_with_parent
-else:  # run as a script (python -I -S): the worker module sits beside us
+else:  # run as a script (python -I -S): the sibling modules sit beside us
     sys.path.insert(0, _HERE)
+    from rules import BadRequest, interface_name, validate_rule  # type: ignore[no-redef]
     from worker import HEADER, die_with_parent  # type: ignore[no-redef]
 
 KNOWN_MUTANTS = frozenset(
@@ -65,102 +64,6 @@ KNOWN_MUTANTS = frozenset(
         "id-without-protocol",
     }
 )
-PROTOCOLS = ("udp", "tcp")
-_IFACE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
-_RULE_ID = re.compile(r"[A-Za-z0-9_.:-]{0,64}")
-_MULTICAST = ipaddress.IPv4Network("224.0.0.0/4")
-_RULE_FIELDS = {
-    "rule_id",
-    "name",
-    "input_interface",
-    "input_group",
-    "input_port",
-    "input_protocol",
-    "outputs",
-}
-
-
-def derive_rule_id(interface: str, group: str, port: int, protocol: str | None) -> str:
-    """The id of a rule added with an empty ``rule_id``: a hash of what the rule listens on."""
-    key = f"{interface}|{group}|{port}" + ("" if protocol is None else f"|{protocol}")
-    return "r-" + hashlib.sha256(key.encode()).hexdigest()[:12]
-
-
-class BadRequest(Exception):
-    """A request we answer with ``{"Error": ...}``."""
-
-
-def _port(value: Any, what: str, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(f"{what} must be an integer (got {value!r})")
-    if not (0 if allow_zero else 1) <= value <= 65535:
-        raise BadRequest(f"{what} must be in 1..65535 (got {value!r})")
-    return value
-
-
-def _iface(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not _IFACE.fullmatch(value):
-        raise BadRequest(f"{what} must be an interface name (got {value!r})")
-    return value
-
-
-def _ipv4(value: Any, what: str) -> ipaddress.IPv4Address:
-    try:
-        return ipaddress.IPv4Address(value)
-    except (ValueError, TypeError):
-        raise BadRequest(f"{what} must be an IPv4 address (got {value!r})") from None
-
-
-def validate_rule(body: Any, mutants: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """Check an ``AddRule`` body; return the normalised rule (``rule_id`` derived if empty)."""
-    if not isinstance(body, dict):
-        raise BadRequest(f"AddRule takes an object (got {body!r})")
-    unknown = set(body) - _RULE_FIELDS
-    if unknown:
-        raise BadRequest(f"unknown rule field(s) {sorted(unknown)}")
-    for required in ("input_interface", "input_group", "input_port", "outputs"):
-        if required not in body:
-            raise BadRequest(f"rule is missing {required!r}")
-    iface = _iface(body["input_interface"], "input_interface")
-    group = _ipv4(body["input_group"], "input_group")
-    if group not in _MULTICAST:
-        raise BadRequest(f"input_group must be in 224.0.0.0/4 (got {str(group)!r})")
-    port = _port(body["input_port"], "input_port", allow_zero="port-zero-accepted" in mutants)
-    protocol = body.get("input_protocol", "udp")
-    if protocol not in PROTOCOLS:
-        raise BadRequest(f"input_protocol must be one of {PROTOCOLS} (got {protocol!r})")
-    name = body.get("name", "")
-    if not isinstance(name, str) or len(name) > 64:
-        raise BadRequest(f"name must be a string of at most 64 characters (got {name!r})")
-    outputs = body["outputs"]
-    if not isinstance(outputs, list) or len(outputs) > 16:
-        raise BadRequest("outputs must be a list of at most 16 destinations")
-    clean_outputs = []
-    for out in outputs:
-        if not isinstance(out, dict) or set(out) != {"group", "port", "interface"}:
-            raise BadRequest(f"an output is {{group, port, interface}} (got {out!r})")
-        out_iface = _iface(out["interface"], "output interface")
-        if out_iface == iface:
-            raise BadRequest(f"output interface {out_iface!r} equals the input interface")
-        out_group = str(_ipv4(out["group"], "output group"))
-        clean_outputs.append(
-            {"group": out_group, "port": _port(out["port"], "output port"), "interface": out_iface}
-        )
-    rule_id = body.get("rule_id", "")
-    if not isinstance(rule_id, str) or not _RULE_ID.fullmatch(rule_id):
-        raise BadRequest(f"rule_id must match {_RULE_ID.pattern} (got {rule_id!r})")
-    if not rule_id:
-        proto = None if "id-without-protocol" in mutants else protocol
-        rule_id = derive_rule_id(iface, str(group), port, proto)
-    return {
-        "rule_id": rule_id,
-        "name": name,
-        "input_interface": iface,
-        "input_group": str(group),
-        "input_port": port,
-        "input_protocol": protocol,
-        "outputs": clean_outputs,
-    }
 
 
 class Worker:
@@ -225,6 +128,7 @@ class Relay:
         argv = [sys.executable, "-I", "-S", os.path.join(_HERE, "worker.py")]
         argv += ["--interface", slot.interface, "--fd", str(theirs.fileno())]
         argv += ["--parent", str(os.getpid()), "--fault-dir", self.args.fault_dir or ""]
+        argv += ["--crash", "1" if self._take_fault(slot.interface) else "0"]
         try:
             proc = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
         finally:
@@ -245,6 +149,25 @@ class Relay:
             worker.pidfd = os.pidfd_open(proc.pid)
             loop.add_reader(worker.pidfd, self.reap, worker)
         worker.reader_task = loop.create_task(self._read_worker(worker, rules))
+
+    def _take_fault(self, interface: str) -> bool:
+        """Whether this spawn must crash at start-up, using up one fault armed in
+        ``<fault-dir>/<interface>.fail`` (a count). Decided here, at spawn time, so a fault armed
+        after a spawn can never hit that spawn's worker while it is still starting up."""
+        if not self.args.fault_dir:
+            return False
+        path = os.path.join(self.args.fault_dir, f"{interface}.fail")
+        try:
+            with open(path) as fh:
+                count = int(fh.read().strip() or "0")
+        except (OSError, ValueError):
+            return False
+        if count <= 0:
+            return False
+        with open(f"{path}.next", "w") as fh:
+            fh.write(str(count - 1))
+        os.replace(f"{path}.next", path)
+        return True
 
     async def _read_worker(self, worker: Worker, rules: list[dict[str, Any]]) -> None:
         reader, writer = await asyncio.open_unix_connection(sock=worker.sock)
@@ -486,7 +409,7 @@ class Relay:
             slot.worker.send(message)
 
     async def worker_rules(self, interface: Any) -> dict[str, Any]:
-        iface = _iface(interface, "interface")
+        iface = interface_name(interface, "interface")
         self.reap_all()
         slot = self.slots.get(iface)
         if slot is None:

@@ -14,10 +14,10 @@ Exits: 0 on ``Shutdown``, on SIGTERM (a graceful stop) or when the supervisor ha
 3 when the crash-at-start-up fault fires. It dies with its supervisor (``PR_SET_PDEATHSIG``).
 
 The crash-at-start-up fault is how tests make spawns fail, realistically: a worker that cannot
-come up (a missing interface, a bind error) exits non-zero before it says Ready. If the file
-``<fault-dir>/<interface>.fail`` holds a count N > 0, the worker rewrites it as N-1, appends one
-JSON line ``{"pid", "start", "exit"}`` (kernel start time and exit time, both seconds on
-``CLOCK_BOOTTIME``) to ``<fault-dir>/<interface>.attempts``, and exits 3.
+come up (a missing interface, a bind error) exits non-zero before it says Ready. Started with
+``--crash 1`` (the supervisor decides, at spawn time, from ``<fault-dir>/<interface>.fail``), the
+worker appends one JSON line ``{"pid", "start", "exit"}`` (kernel start time and exit time, both
+seconds on ``CLOCK_BOOTTIME``) to ``<fault-dir>/<interface>.attempts`` and exits 3.
 
 This file is a standalone script (stdlib only, run as ``python -I -S worker.py``): it starts in
 about 10 ms, which keeps restarts at millisecond scale.
@@ -91,19 +91,8 @@ def die_with_parent(expected_parent: int | None) -> None:
         os._exit(1)
 
 
-def _maybe_crash(fault_dir: str, interface: str) -> None:
-    path = os.path.join(fault_dir, f"{interface}.fail")
-    try:
-        with open(path) as fh:
-            count = int(fh.read().strip() or "0")
-    except (OSError, ValueError):
-        return
-    if count <= 0:
-        return
-    tmp = f"{path}.{os.getpid()}"
-    with open(tmp, "w") as fh:
-        fh.write(str(count - 1))
-    os.replace(tmp, path)
+def crash_at_start_up(fault_dir: str, interface: str) -> None:
+    """Record this attempt in ``<fault-dir>/<interface>.attempts`` and exit 3, before Ready."""
     record = {
         "pid": os.getpid(),
         "start": start_boottime(os.getpid()),
@@ -140,8 +129,8 @@ def main(argv: list[str]) -> int:
     die_with_parent(int(args["--parent"]) if "--parent" in args else None)
     # A graceful stop is a clean exit: the supervisor restarts a clean exit at once.
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    if args.get("--fault-dir"):
-        _maybe_crash(args["--fault-dir"], interface)
+    if args.get("--crash") == "1" and args.get("--fault-dir"):
+        crash_at_start_up(args["--fault-dir"], interface)
     sock = socket.socket(fileno=int(args["--fd"]))
     try:
         return serve(sock)
