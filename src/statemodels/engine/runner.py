@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from hypothesis import settings
-from hypothesis.errors import FlakyFailure
+from hypothesis.errors import Flaky
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from . import budgets, stats
@@ -94,10 +94,12 @@ def catch_mutant(factory: Factory, *, budget: Budget | str = "ci", max_steps: in
         print(f"\n{found}\n", file=sys.stdout)
         _assert_short(found, max_steps)
         return found
-    except FlakyFailure as flaky:
-        # The mutant was caught, but the example Hypothesis shrank to did not fail again when
-        # replayed: the bug shows only under some timings (a restart racing the next step). The
-        # catch stands; the repro is the shortest divergence seen, said to be timing-dependent.
+    except Flaky as flaky:
+        # The mutant was caught, but an example did not behave the same when Hypothesis ran it
+        # again (FlakyFailure: the shrunk example passed on replay; FlakyStrategyDefinition: a
+        # replay diverged earlier than its first run): the bug shows under some timings only (a
+        # restart racing the next step). The catch stands; the repro is the shortest divergence
+        # seen, said to be timing-dependent.
         seen = _divergences_in(flaky)
         if not seen:
             raise
@@ -144,11 +146,20 @@ def _run_once(factory: Factory, config: settings, seed: int | None) -> None:
         raise
 
 
-def _divergences_in(group: BaseExceptionGroup[Any]) -> list[Divergence]:
+def _divergences_in(error: BaseException) -> list[Divergence]:
+    """Every Divergence inside ``error``: itself, the members of an exception group, and what
+    it was raised while handling (``__context__``)."""
     out: list[Divergence] = []
-    for exc in group.exceptions:
+    seen: set[int] = set()
+    stack = [error]
+    while stack:
+        exc = stack.pop()
+        if id(exc) in seen:
+            continue
+        seen.add(id(exc))
         if isinstance(exc, Divergence):
             out.append(exc)
-        elif isinstance(exc, BaseExceptionGroup):
-            out.extend(_divergences_in(exc))
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(exc.exceptions)
+        stack.extend(e for e in (exc.__context__, exc.__cause__) if e is not None)
     return out
