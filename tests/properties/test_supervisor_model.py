@@ -222,3 +222,11 @@ def test_relay_actions_only_target_what_the_model_has(
             assert rule_id in ("a", "no-such-rule")
         case _:
             assert not action.settle or isinstance(action.command, AddRule)
+
+
+def test_a_backoff_is_judged_against_the_attempts_crashed_so_far() -> None:
+    plan = POLICY.plan(2, immediate=False)  # waits 50, 100, 200 ms before attempts 1, 2, 3
+    assert plan.backoffs_by_attempt() == {(0, 50), (1, 100), (2, 200)}
+    # A backoff that never doubles reports 50 again after the first crash: a value the plan
+    # holds, in the wrong place.
+    assert 50 in plan.backoffs_ms() and (1, 50) not in plan.backoffs_by_attempt()

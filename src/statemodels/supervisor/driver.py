@@ -402,6 +402,15 @@ class RelayDriver:
             "running_dead": fields.get("running_dead", ()),
         }
 
+    def crashed_since_mark(self, iface: str) -> list[SpawnAttempt]:
+        """The start-ups of ``iface`` workers that crashed since its mark (the restart now under
+        way); always empty without fault injection, where no spawn is made to crash."""
+        if self.faults is None:
+            return []
+        since = self.marks.get(iface, 0.0)
+        # A start time is floored to a 10 ms tick: an attempt right after the mark can read early.
+        return [a for a in self.faults.spawn_attempts(iface) if a.start >= since - 0.011]
+
     def restart_timeline(self, iface: str, identity: ProcessIdentity) -> dict[str, Any]:
         """The measured spawn episode of ``iface`` that ended with ``identity`` running.
 
@@ -409,16 +418,13 @@ class RelayDriver:
         or the AddRule that created the worker) to the first attempt's start; ``gapN``: from
         attempt N-1's exit to attempt N's start. Start times have 10 ms resolution.
         """
-        since = self.marks.get(iface, 0.0)
-        crashed = []
-        if self.faults is not None:
-            crashed = [a for a in self.faults.spawn_attempts(iface) if a.start >= since - 0.011]
+        crashed = self.crashed_since_mark(iface)
         try:
             final = start_boottime(identity.pid)
         except OSError:
             return {"attempts": len(crashed), "error": f"worker {identity} vanished"}
         out: dict[str, Any] = {"attempts": len(crashed)}
-        previous = since
+        previous = self.marks.get(iface, 0.0)
         for k, attempt in enumerate(crashed, start=1):
             out[f"gap{k}"] = round(attempt.start - previous, 4)
             previous = attempt.exit

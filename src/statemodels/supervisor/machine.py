@@ -6,7 +6,8 @@ now; one rule shrinks far better than a rule per command). After each, the engin
 ListRules, ListWorkers and every settled worker's OWN rule set match the model. A restart is
 checked where it completes ("settles"): the interface's worker must be Running with an identity
 never seen before, no answer on the way may report a dead pid as Running, every backoff
-ListWorkers reported on the way must be one the plan holds, and the measured gaps between the
+ListWorkers reported on the way must be the plan's wait after the attempts crashed so far
+(``backoffs_ms`` pairs them: ``(crashed, ms)``), and the measured gaps between the
 kill, each crashed attempt and the next spawn must match the plan: never early, and late by at
 most ``tolerance`` seconds. ``Action(KillWorker(...), settle=False)`` leaves the restart
 pending so the next commands race with it; a later ``Settle()`` (or a settling kill) checks it.
@@ -172,14 +173,16 @@ class RelayMachine(ModelMachine):
         plan = slot.pending.plan
         within = sum(plan.delays) + len(plan.delays) * self.spawn_allowance + self.tolerance
         seen_dead: set[Any] = set()
-        backoffs: set[Any] = set()
+        backoffs: set[tuple[int, Any]] = set()  # (crashed attempts so far, reported backoff)
 
         def observe() -> dict[str, Any]:
+            before = len(self.relay.crashed_since_mark(iface))
             seen = self.relay.worker_status(iface)
+            after = len(self.relay.crashed_since_mark(iface))
             seen_dead.update(seen.pop("running_dead"))
             backoff = seen.pop("backoff")
-            if backoff is not None:
-                backoffs.add(backoff)
+            if backoff is not None and before == after:  # else: which wait it was is unsure
+                backoffs.add((after, backoff))
             # Once seen, a dead "Running" worker or an unplanned backoff stays a divergence: later
             # looks cannot undo it.
             return {
@@ -192,7 +195,7 @@ class RelayMachine(ModelMachine):
             "status": "Running",
             "identity": Renewed(worker_slot(iface)),
             "running_dead": (),
-            "backoffs_ms": EachIn(plan.backoffs_ms()),
+            "backoffs_ms": EachIn(plan.backoffs_by_attempt()),
         }
         final = ("running_dead", "backoffs_ms")
         got = self.check_eventually("respawn", expect, observe, within=within, final=final)

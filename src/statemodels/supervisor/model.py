@@ -85,6 +85,11 @@ class RetryPlan:
         ``{"Restarting": {"backoff_ms": N}}`` while it runs."""
         return frozenset(round(d * 1000) for d in self.delays)
 
+    def backoffs_by_attempt(self) -> frozenset[tuple[int, int]]:
+        """``(k, ms)``: after ``k`` crashed attempts of this episode, the wait reported must be
+        ``ms`` -- the schedule in order, not just its set of values."""
+        return frozenset((k, round(d * 1000)) for k, d in enumerate(self.delays))
+
 
 class BackoffPolicy(Protocol):
     """How a supervisor spaces spawn attempts after failures."""
