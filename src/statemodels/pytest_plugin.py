@@ -98,6 +98,30 @@ def pytest_configure(config: pytest.Config) -> None:
     from .infra.processes import become_subreaper
 
     become_subreaper()
+    _unwind_on_sigterm()
+
+
+def _unwind_on_sigterm() -> None:
+    """Make SIGTERM (a CI job's timeout, ``kill``) unwind the run like Ctrl-C.
+
+    Python's default SIGTERM ends the process on the spot: no fixture teardown, no ``with``
+    block's exit, so a run's servers die with it (they are tied to us) but their temp dirs stay.
+    Raised as KeyboardInterrupt, the signal stops the run the way pytest stops on Ctrl-C, and
+    every teardown runs on the way out. A handler someone else installed is left alone.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends us at once
+        raise KeyboardInterrupt("SIGTERM: stopping, and tearing down what the run started")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _use_shared_example_database(repository: str | None) -> None:

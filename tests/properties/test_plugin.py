@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +94,42 @@ def test_a_session_server_started_mid_test_is_not_that_tests_leak_once_registere
     else:
         # Unregistered, it looks like the first test's leak: the audit must say so.
         result.stdout.fnmatch_lines(["*test_first_asks_for_the_server_mid_test left 1 process*"])
+
+
+SLOW_WITH_TEARDOWN = """
+import pathlib, time
+import pytest
+
+@pytest.fixture
+def scratch():
+    here = pathlib.Path(__file__).parent
+    (here / "started").write_text("")
+    yield
+    (here / "torn-down").write_text("")
+
+def test_waits(scratch):
+    time.sleep(60)
+"""
+
+
+def test_a_sigterm_mid_test_still_runs_the_teardown(pytester: pytest.Pytester):
+    pytester.makepyfile(test_slow=SLOW_WITH_TEARDOWN)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (pytester.path / "started").exists():
+            assert time.monotonic() < deadline and run.poll() is None, "the test never started"
+            time.sleep(0.02)
+        os.kill(run.pid, signal.SIGTERM)
+        output, _ = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert (pytester.path / "torn-down").exists(), output.decode()
+    assert b"SIGTERM" in output
