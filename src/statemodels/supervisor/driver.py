@@ -47,7 +47,7 @@ from .commands import (
     WorkerRules,
 )
 from .system.launch import SpawnAttempt
-from .system.worker import start_boottime
+from .system.worker import START_TIME_SLACK, start_boottime
 
 __all__ = [
     "RelayClient",
@@ -408,8 +408,8 @@ class RelayDriver:
         if self.faults is None:
             return []
         since = self.marks.get(iface, 0.0)
-        # A start time is floored to a 10 ms tick: an attempt right after the mark can read early.
-        return [a for a in self.faults.spawn_attempts(iface) if a.start >= since - 0.011]
+        # An attempt right after the mark can read as starting before it.
+        return [a for a in self.faults.spawn_attempts(iface) if a.start >= since - START_TIME_SLACK]
 
     def restart_timeline(self, iface: str, identity: ProcessIdentity) -> dict[str, Any]:
         """The measured spawn episode of ``iface`` that ended with ``identity`` running.

@@ -57,6 +57,7 @@ from .model import (
 )
 from .supervisord import PROGRAMS, SupervisordDriver, SupervisordServer
 from .system.launch import BundledRelay, RelayConfig, RelayPool
+from .system.worker import START_TIME_SLACK
 
 __all__ = [
     "RelayMachine",
@@ -66,9 +67,6 @@ __all__ = [
     "relay_machine",
     "supervisord_machine",
 ]
-
-# A start time read from /proc is truncated to a clock tick (10 ms): gaps can read that short.
-_TICK = 0.012
 
 
 class RelayMachine(ModelMachine):
@@ -267,7 +265,7 @@ def _schedule_expect(plan: RetryPlan, tolerance: float, *, final: bool = True) -
     expect: dict[str, Any] = {"attempts": plan.failed_attempts}
     delays = plan.delays if final else plan.delays[: plan.failed_attempts]
     for k, delay in enumerate(delays, start=1):
-        expect[f"gap{k}"] = Within(round(delay - _TICK, 4), round(delay + tolerance, 4))
+        expect[f"gap{k}"] = Within(round(delay - START_TIME_SLACK, 4), round(delay + tolerance, 4))
     return expect
 
 
@@ -336,7 +334,7 @@ class SupervisordMachine(ModelMachine):
             gap = self.sv.respawn_gap(name, got["identity"])
             self.check_eventually(
                 "respawn-delay",
-                {"gap": Within(-_TICK, self.respawn_within)},
+                {"gap": Within(-START_TIME_SLACK, self.respawn_within)},
                 lambda: {"gap": gap},
                 within=0.0,
             )

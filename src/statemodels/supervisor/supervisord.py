@@ -51,7 +51,7 @@ from ..infra.processes import (
 )
 from .commands import KillProgram, ListPrograms, StartProgram, StopProgram
 from .driver import boottime
-from .system.worker import start_boottime
+from .system.worker import START_TIME_SLACK, start_boottime
 
 __all__ = ["PROGRAMS", "SupervisordDriver", "SupervisordServer", "fault_names"]
 
@@ -331,7 +331,9 @@ class SupervisordDriver:
     def flaky_timeline(self) -> dict[str, Any]:
         """Failed start-ups of ``flaky`` since its start was requested, as attempts and gaps."""
         since = self.marks.get("flaky", 0.0)
-        crashed = [a for a in self.server.flaky_attempts() if a["start"] >= since - 0.011]
+        crashed = [
+            a for a in self.server.flaky_attempts() if a["start"] >= since - START_TIME_SLACK
+        ]
         out: dict[str, Any] = {"attempts": len(crashed)}
         previous = since
         for k, attempt in enumerate(crashed, start=1):

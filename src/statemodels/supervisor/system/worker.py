@@ -70,6 +70,11 @@ def recv_frame(sock: socket.socket) -> Any:
     return None if body is None else json.loads(body)
 
 
+#: How much earlier than the real start a :func:`start_boottime` may read: /proc floors it to a
+#: clock tick (10 ms at the usual USER_HZ of 100), plus 2 ms for the clocks' own rounding.
+START_TIME_SLACK = 1 / os.sysconf("SC_CLK_TCK") + 0.002
+
+
 def start_boottime(pid: int) -> float:
     """When ``pid`` started, in seconds on ``CLOCK_BOOTTIME`` (10 ms resolution, from /proc)."""
     with open(f"/proc/{pid}/stat", "rb") as fh:
