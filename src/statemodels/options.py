@@ -11,6 +11,7 @@ text is written once, here, and shown by ``pytest --help`` and ``statemodels --h
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import attrs
 
 from .errors import ConfigurationError
+from .masking import Secret
 
 __all__ = ["OPTIONS", "Option", "resolve"]
 
@@ -29,9 +31,16 @@ def _minutes(text: str) -> float:
         raise ConfigurationError(
             f"budget minutes must be a number (got {text!r}): e.g. --budget-minutes 30"
         ) from None
-    if value <= 0:
-        raise ConfigurationError(f"budget minutes must be > 0 (got {text!r})")
+    # nan compares false with everything, so `value <= 0` alone lets it through; inf never ends.
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigurationError(
+            f"budget minutes must be a finite number > 0 (got {text!r}): e.g. --budget-minutes 30"
+        )
     return value
+
+
+def _secret(text: str) -> Secret:
+    return Secret(text)
 
 
 def _backoff(text: str) -> tuple[float, float, float]:
@@ -96,12 +105,14 @@ OPTIONS: dict[str, Option] = {
         Option(
             "pg_dsn",
             "attach to this PostgreSQL server (needs CREATEDB) instead of starting one",
+            convert=_secret,
         ),
-        Option("redis_url", "attach to this Redis server instead of starting one"),
+        Option("redis_url", "attach to this Redis server instead of starting one", convert=_secret),
         Option(
             "pggit_dsn",
             "run the pggit machine on per-example clones of this pgGit database "
             "(role with CREATEDB that owns it; no other sessions on it)",
+            convert=_secret,
         ),
         Option(
             "relay_socket",

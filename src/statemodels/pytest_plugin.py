@@ -8,8 +8,16 @@ only when a fixture or the audit needs them.
 - ``statemodels_postgres`` / ``statemodels_redis``: one server per session, started on a free
   port, or attached to ``STATEMODELS_PG_DSN`` / ``STATEMODELS_REDIS_URL``.
 - Every test is audited: a child process started during the test and still alive after it fails
-  the test (and is killed). The session is audited again at the end.
-- The terminal summary has a line per machine: examples, steps, median step time, divergences.
+  the test (and is killed). The session is audited again at the end, after every fixture.
+- Nothing outlives the run, whatever kills it: every process and scratch dir carries the run's
+  mark, a lifeline process removes them when the run dies (even by SIGKILL), and the next run's
+  start-up removes what runs whose owner is dead left (:mod:`statemodels.infra.lifeline`).
+- Ctrl-C and SIGTERM tear down in order -- fixtures first, then the audit -- print the summary
+  and exit with pytest's interrupt code.
+- Every option that is set is checked once at start (:mod:`statemodels.preflight`): one line and
+  pytest's usage-error exit, never a traceback per test.
+- The terminal summary has a block per machine: examples, steps, median step time, divergences,
+  known ones searched past, and what each command kind did (ok, failed, changed the model).
 """
 
 from __future__ import annotations
@@ -31,6 +39,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _AUDIT_FAILED = pytest.StashKey[list[str]]()
+_LIFELINE = pytest.StashKey[Any]()
+_SWEPT = pytest.StashKey[str]()
+#: Set when the run is interrupted (Ctrl-C, SIGTERM): teardown then cleans without failing tests.
+_interrupted = False
 #: Seconds a process killed at the very end of a test may take to exit before it counts as leaked.
 _EXIT_GRACE = 2.0
 
@@ -91,14 +103,37 @@ def pytest_configure(config: pytest.Config) -> None:
         _use_shared_example_database(option_value(config, "github_db"))
         known_file = option_value(config, "known")
         stats.set_known(stats.load_known(known_file) if known_file else ())
+        from .preflight import check_options
+
+        check_options({name: option_value(config, name) for name in OPTIONS})
     except StatemodelsError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_AUDIT_FAILED] = []
     # Orphans of daemonising children are re-parented to us, so the audit can see and reap them.
+    from .infra.lifeline import start_run
     from .infra.processes import become_subreaper
 
     become_subreaper()
+    lifeline, swept = start_run()
+    config.stash[_LIFELINE] = lifeline
+    config.stash[_SWEPT] = swept.describe() if swept else ""
     _unwind_on_sigterm()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    lifeline = config.stash.get(_LIFELINE, None)
+    if lifeline is not None:
+        lifeline.close()
+
+
+def pytest_keyboard_interrupt(excinfo: Any) -> None:
+    global _interrupted
+    _interrupted = True
+
+
+def _lifeline_pids(config: pytest.Config) -> set[int]:
+    lifeline = config.stash.get(_LIFELINE, None)
+    return {lifeline.pid} if lifeline is not None else set()
 
 
 def _unwind_on_sigterm() -> None:
@@ -154,13 +189,17 @@ def _use_shared_example_database(repository: str | None) -> None:
     settings.load_profile("statemodels-shared-db")
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> list[str]:
     b = budgets.active()
     box = f", time box {b.minutes:g} min" if b.minutes else ""
-    return (
+    lines = [
         f"statemodels: budget {b.name} ({b.max_examples} examples x {b.steps} steps, "
         f"step timeout {b.step_timeout:g}s{box})"
-    )
+    ]
+    swept = config.stash.get(_SWEPT, "")
+    if swept:
+        lines.append(swept)
+    return lines
 
 
 @pytest.fixture(scope="session")
@@ -220,6 +259,8 @@ def _statemodels_process_audit(request: pytest.FixtureRequest) -> Iterator[None]
     lines = [processes.describe(p) for p in leaked]
     for p in leaked:
         processes.kill_tree(p.pid, timeout=5.0)
+    if _interrupted:
+        return  # torn down mid-test by Ctrl-C/SIGTERM: not the test's leak, and now gone
     request.config.stash[_AUDIT_FAILED].extend(lines)
     pytest.fail(
         f"{request.node.nodeid} left {len(lines)} process(es) alive (now killed):\n  "
@@ -228,44 +269,101 @@ def _statemodels_process_audit(request: pytest.FixtureRequest) -> Iterator[None]
     )
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """After every fixture is gone, nothing we started may survive."""
+    """After every fixture is gone, nothing we started may survive.
+
+    ``trylast``: pytest tears session fixtures down in its own ``pytest_sessionfinish`` when a
+    run is interrupted; auditing before that killed PostgreSQL under its janitor's teardown.
+    """
     from .infra import processes
 
     survivors: list[Any] = []
+    exempt = _lifeline_pids(session.config)
 
     def settled() -> bool:
-        survivors[:] = processes.live_descendants()
+        survivors[:] = processes.live_descendants(exclude_pids=exempt)
         return not survivors
 
     if processes.poll_until(settled, timeout=_EXIT_GRACE):
+        _fail_on_empty_runs(session)
         return
     lines = [processes.describe(p) for p in survivors]
     for p in survivors:
         processes.kill_tree(p.pid, timeout=5.0)
     session.config.stash[_AUDIT_FAILED].extend(f"(end of session) {line}" for line in lines)
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if session.exitstatus != pytest.ExitCode.INTERRUPTED:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _fail_on_empty_runs(session: pytest.Session) -> None:
+    if stats.empty_runs and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    rows = sorted(stats.registry().values(), key=lambda s: s.name)
     tr = terminalreporter
-    if rows:
-        tr.section("statemodels")
-        tr.write_line(f"budget: {budgets.active().name}")
-        head = f"{'machine':<28} {'examples':>8} {'steps':>7} {'median step':>12} {'diverged':>8}"
-        tr.write_line(head + "  known")
-        for s in rows:
-            median = s.median_step_ms()
-            med = f"{median:.2f} ms" if median is not None else "-"
-            tr.write_line(
-                f"{s.name:<28} {s.examples:>8} {s.steps:>7} {med:>12} "
-                f"{sum(s.divergences.values()):>8}  {sum(s.known_hits.values())}"
-            )
-            for signature, count in sorted(s.known_hits.items()):
-                tr.write_line(f"    known, searched past ({count}x): {signature}")
+    for line in summary_lines():
+        if line.startswith("== "):
+            tr.section(line[3:], red="leaked" in line or "no example" in line)
+        else:
+            tr.write_line(line)
     leaked = config.stash.get(_AUDIT_FAILED, [])
     if leaked:
         tr.section("statemodels: leaked processes", red=True)
         for line in leaked:
             tr.write_line(line)
+
+
+def summary_lines() -> list[str]:
+    """The statemodels block of the terminal summary (``== `` starts a section)."""
+    rows = sorted(stats.registry().values(), key=lambda s: s.name)
+    out: list[str] = []
+    if rows:
+        out.append("== statemodels")
+        out.append(f"budget: {budgets.active().name}")
+        out.append(
+            f"{'machine':<28} {'examples':>8} {'steps':>7} {'median step':>12} {'diverged':>8} "
+            f"{'known':>5} {'mutants':>7}  changed-model"
+        )
+        for s in rows:
+            median = s.median_step_ms()
+            med = f"{median:.2f} ms" if median is not None else "-"
+            share = s.changed_share()
+            changed = f"{share:.0%}" if share is not None else "-"
+            out.append(
+                f"{s.name:<28} {s.examples:>8} {s.steps:>7} {med:>12} "
+                f"{sum(s.divergences.values()):>8} {sum(s.known_hits.values()):>5} "
+                f"{sum(s.mutants_caught.values()):>7}  {changed}"
+            )
+            for signature, count in sorted(s.divergences.items()):
+                out.append(f"    diverged ({count}x): {signature}")
+            for signature, count in sorted(s.known_hits.items()):
+                out.append(f"    known, searched past ({count}x): {signature}")
+            for signature, count in sorted(s.mutants_caught.items()):
+                out.append(f"    mutant caught by a hunt ({count}x): {signature}")
+            out.extend(_command_lines(s))
+    not_seen = stats.known_not_seen() if stats.known_entries() else []
+    if not_seen:
+        out.append("== statemodels: known but not seen")
+        out.extend(f"{k.source or '-'}: {k.signature}" for k in not_seen)
+    for old, new in sorted(stats.legacy_hints().items()):
+        out.append(
+            f"statemodels: known signature {old!r} is in the old position form; write {new!r}"
+        )
+    if stats.empty_runs:
+        out.append("== statemodels: runs that ran no example (failed)")
+        out.extend(stats.empty_runs)
+    return out
+
+
+def _command_lines(s: stats.MachineStats) -> list[str]:
+    """Generation statistics: per command kind, what its steps did."""
+    lines = []
+    for kind, c in sorted(s.commands.items(), key=lambda kv: -kv[1].ran):
+        parts = [f"ok {c.ok / c.ran:.0%}", f"failed {c.failed / c.ran:.0%}"]
+        if c.diverged or c.hung:
+            parts.append(f"diverged {(c.diverged + c.hung) / c.ran:.0%}")
+        parts.append(f"changed model {c.changed / c.ran:.0%}")
+        lines.append(f"      {kind:<24} {c.ran:>6}  " + "  ".join(parts))
+    return lines

@@ -40,7 +40,7 @@ def test_activate_and_time_box():
     try:
         assert activate("ci") is BUDGETS["ci"]
         assert BUDGETS["deep"].with_minutes(3).minutes == 3
-        with pytest.raises(ConfigurationError, match="must be > 0"):
+        with pytest.raises(ConfigurationError, match="must be a finite number > 0"):
             BUDGETS["deep"].with_minutes(0)
     finally:
         activate(previous)

@@ -52,7 +52,9 @@ def test_counter():
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--budget", "ci")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*budget: ci*", "CounterMachine * 0  0"])
+    result.stdout.fnmatch_lines(
+        ["*budget: ci*", "CounterMachine * 0     0       0  *%", "      Add *changed model*"]
+    )
 
 
 LAZY_SERVER = """

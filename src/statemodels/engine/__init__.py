@@ -5,7 +5,7 @@ and in each domain's driver.
 """
 
 from .budgets import BUDGETS, Budget, activate, active, get_budget, hypothesis_settings
-from .divergence import Divergence, Journal, JournalEntry, Mismatch
+from .divergence import Divergence, Journal, JournalEntry, Mismatch, divergence_class, signature_of
 from .eventually import EventuallyTimeout, eventually
 from .expect import (
     AnyOf,
@@ -18,6 +18,7 @@ from .expect import (
     Expect,
     Fails,
     Fresh,
+    Latency,
     Matches,
     Same,
     Within,
@@ -27,7 +28,7 @@ from .expect import (
 from .machine import ModelMachine, compare
 from .mutants import check_mutants
 from .protocol import MISSING, Driver, Model, Outcome, Step
-from .runner import catch_mutant, run_machine
+from .runner import NoExamplesRan, catch_mutant, database_key, run_machine
 from .stats import MachineStats, known_signatures, load_known, registry, set_known
 from .watchdog import StepTimeout, Watchdog
 
@@ -50,11 +51,13 @@ __all__ = [
     "Fresh",
     "Journal",
     "JournalEntry",
+    "Latency",
     "MachineStats",
     "Matches",
     "Mismatch",
     "Model",
     "ModelMachine",
+    "NoExamplesRan",
     "Outcome",
     "Same",
     "Step",
@@ -67,6 +70,8 @@ __all__ = [
     "catch_mutant",
     "check_mutants",
     "compare",
+    "database_key",
+    "divergence_class",
     "eventually",
     "expect_map",
     "get_budget",
@@ -76,4 +81,5 @@ __all__ = [
     "registry",
     "run_machine",
     "set_known",
+    "signature_of",
 ]

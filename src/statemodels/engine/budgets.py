@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
@@ -59,8 +60,10 @@ class Budget:
         """The same budget, time-boxed to ``minutes`` (``None`` keeps the current box)."""
         if minutes is None:
             return self
-        if minutes <= 0:
-            raise ConfigurationError(f"--budget-minutes must be > 0 (got {minutes!r})")
+        if not (math.isfinite(minutes) and minutes > 0):
+            raise ConfigurationError(
+                f"--budget-minutes must be a finite number > 0 (got {minutes!r})"
+            )
         return attrs.evolve(self, minutes=minutes)
 
 

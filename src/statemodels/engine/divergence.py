@@ -14,26 +14,75 @@ followed by the journal of every step of the example so far (command, outcome, m
 
 The **signature** is stable across runs and across shrinking (machine, command type, fields and
 reasons; never values), so a user can list divergences already known and keep searching past them.
+It names the **root cause**: a mismatch inside a composite command (the 2nd op of a ``Txn``) is
+attributed to the inner command's type and field, ``PggitMachine/DeleteBranch/error:succeeded``,
+the same signature the op has at top level -- not to its position (``Txn/op1.error``).
+
+Each signature has its own exception class (:func:`divergence_class`): Hypothesis tells failures
+apart by exception type and origin, so with distinct classes one run reports -- and shrinks --
+every distinct divergence it met, not only the first.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
-__all__ = ["Divergence", "Journal", "JournalEntry", "Mismatch"]
+__all__ = ["Divergence", "Journal", "JournalEntry", "Mismatch", "divergence_class", "signature_of"]
 
 
 @attrs.frozen
 class Mismatch:
-    """One field where model and real system disagree."""
+    """One field where model and real system disagree.
+
+    ``part`` and ``part_kind`` say where inside a composite command the field belongs (``op1``
+    of a ``Txn``, a ``DeleteBranch``); the table shows ``field`` in full (``op1.error``), the
+    signature only the inner command type and the field within it (``DeleteBranch/error``).
+    """
 
     field: str
     model: str
     real: str
     reason: str
+    part: str = ""
+    part_kind: str = ""
+
+    @property
+    def key(self) -> str:
+        """The field within its part: ``error`` for ``op1.error``."""
+        if self.part and self.field.startswith(self.part + "."):
+            return self.field[len(self.part) + 1 :]
+        return self.field
+
+
+# A reason is vocabulary, never a value: whatever a custom Expect puts in parentheses or quotes,
+# and any number, is dropped from the signature (the table keeps it).
+_VALUES = re.compile(r"\s*\([^)]*\)|\s*'[^']*'|\s*\"[^\"]*\"|[-+]?\d+(\.\d+)?")
+
+
+def _reason_word(reason: str) -> str:
+    return " ".join(_VALUES.sub("", reason).split()) or "differs"
+
+
+def signature_of(machine: str, kind: str, mismatches: Sequence[Mismatch]) -> str:
+    """``machine/kind/field:reason,...`` with the root cause's inner command type as ``kind``."""
+    inner = [m for m in mismatches if m.part_kind]
+    if inner:
+        kind = inner[0].part_kind
+        mismatches = [m for m in inner if m.part == inner[0].part]
+    fields = ",".join(sorted({f"{m.key}:{_reason_word(m.reason)}" for m in mismatches}))
+    return f"{machine}/{kind}/{fields}"
+
+
+def legacy_signature_of(machine: str, kind: str, mismatches: Sequence[Mismatch]) -> str:
+    """The position form earlier versions wrote (``Txn/op0.error:...``), to recognise old known
+    files."""
+    fields = ",".join(sorted(f"{m.field}:{_reason_word(m.reason)}" for m in mismatches))
+    return f"{machine}/{kind}/{fields}"
 
 
 @attrs.frozen
@@ -44,6 +93,8 @@ class JournalEntry:
     command: str
     outcome: str
     seconds: float
+    #: The command object itself (commands are data: traces serialise it); not compared.
+    cmd: Any = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.define
@@ -54,7 +105,8 @@ class Journal:
 
     def record(self, command: Any, outcome: str, seconds: float) -> None:
         text = command if isinstance(command, str) else repr(command)
-        self.entries.append(JournalEntry(len(self.entries) + 1, text, outcome, seconds))
+        obj = None if isinstance(command, str) else command
+        self.entries.append(JournalEntry(len(self.entries) + 1, text, outcome, seconds, obj))
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -104,9 +156,16 @@ class Divergence(AssertionError):
 
     @property
     def signature(self) -> str:
-        """Stable name of this kind of divergence: machine/command-type/field:reason,..."""
-        fields = ",".join(sorted(f"{m.field}:{m.reason}" for m in self.mismatches))
-        return f"{self.machine}/{self.kind}/{fields}"
+        """Stable name of this kind of divergence: machine/command-type/field:reason,...
+
+        Never holds a value; a mismatch inside a composite command names the inner command.
+        """
+        return signature_of(self.machine, self.kind, self.mismatches)
+
+    @property
+    def legacy_signature(self) -> str:
+        """The position form of older versions (``Txn/op0.error:...``): only for known files."""
+        return legacy_signature_of(self.machine, self.kind, self.mismatches)
 
     @property
     def steps(self) -> int:
@@ -126,6 +185,26 @@ class Divergence(AssertionError):
         parts.append(f"journal ({len(self.journal)} steps):")
         parts.append(self.journal.render())
         return "\n".join(parts)
+
+
+_classes: dict[str, type[Divergence]] = {}
+
+
+def divergence_class(signature: str) -> type[Divergence]:
+    """The exception class of one signature (made once, then reused).
+
+    Hypothesis groups failures by exception type and raising line; every divergence is raised on
+    the same engine line, so without a class per signature a run would report only one of them.
+    """
+    cls = _classes.get(signature)
+    if cls is None:
+        digest = hashlib.sha1(signature.encode()).hexdigest()[:10]
+        name = f"Divergence_{digest}"
+        cls = type(name, (Divergence,), {"__module__": __name__, "__qualname__": name})
+        cls.__doc__ = f"A divergence with signature {signature!r}."
+        _classes[signature] = cls
+        globals()[name] = cls  # importable by name: picklable, and readable in tracebacks
+    return cls
 
 
 def _clip(text: str, width: int) -> str:

@@ -36,6 +36,7 @@ __all__ = [
     "Expect",
     "Fails",
     "Fresh",
+    "Latency",
     "Matches",
     "Same",
     "Within",
@@ -55,6 +56,9 @@ class Bindings:
 
     slots: dict[str, Any] = attrs.field(factory=dict)
     seen: dict[str, set[Hashable]] = attrs.field(factory=dict)
+    #: Seconds the current call may have waited for a CPU (see :mod:`statemodels.engine.load`);
+    #: set by the engine around each driver call, read by :class:`Latency`.
+    stalled: float = 0.0
 
     def get(self, slot: str) -> Any:
         return self.slots.get(slot, _UNBOUND)
@@ -176,7 +180,8 @@ class Same(Expect):
         bound = bindings.get(self.slot)
         if bound is _UNBOUND or bound == real:
             return None
-        return f"changed (was {_short(bound)})"
+        # The reason goes into signatures: no values (the table shows what it was).
+        return "changed"
 
     def bind(self, real: Any, bindings: Bindings) -> None:
         bindings.slots[self.slot] = real
@@ -245,6 +250,37 @@ class Within(Expect):
 
     def describe(self, bindings: Bindings) -> str:
         return f"within [{self.lo:g}, {self.hi:g}]"
+
+
+@attrs.frozen
+class Latency(Expect):
+    """A duration in seconds of at most ``hi``, judged one-sidedly against the machine's load.
+
+    A wall-clock bound on a loaded machine measures the machine, not the system: a correct server
+    whose answer waited 150 ms for a CPU is not slow. The engine measures, around each call, how
+    long runnable tasks waited for a CPU (``Bindings.stalled``, from the kernel's pressure
+    stall information); a duration over ``hi`` passes if what is left after taking that wait away
+    is within ``hi``. So a real latency bug shows on an idle machine every time, and load never
+    turns a correct system red.
+    """
+
+    hi: float = attrs.field()
+
+    @hi.validator
+    def _positive(self, attribute: attrs.Attribute[float], value: float) -> None:
+        if not value > 0:
+            raise ValueError(f"Latency(hi={value!r}): hi must be > 0 seconds")
+
+    def check(self, real: Any, bindings: Bindings) -> str | None:
+        if not isinstance(real, int | float) or real < 0:
+            return "not a duration"
+        if real <= self.hi or real - bindings.stalled <= self.hi:
+            return None
+        return "too slow"
+
+    def describe(self, bindings: Bindings) -> str:
+        excuse = f" (+{bindings.stalled:.3g}s cpu wait)" if bindings.stalled else ""
+        return f"at most {self.hi:g}s{excuse}"
 
 
 @attrs.frozen

@@ -25,12 +25,14 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
+import attrs
 from hypothesis.stateful import RuleBasedStateMachine, invariant
 
 from . import budgets, stats
-from .divergence import Divergence, Journal, Mismatch
+from .divergence import Journal, Mismatch, divergence_class, signature_of
 from .eventually import EventuallyTimeout, eventually
 from .expect import Bindings, Expect, expect_map, succeeds
+from .load import StallMeter
 from .protocol import MISSING, Driver, Model, Outcome
 from .watchdog import StepTimeout, Watchdog
 
@@ -57,12 +59,23 @@ class _Settled(Exception):
 
 
 def compare(
-    expect: Mapping[str, Expect], get: Callable[[str], Any], bindings: Bindings, *, has_error: bool
+    expect: Mapping[str, Expect],
+    get: Callable[[str], Any],
+    bindings: Bindings,
+    *,
+    has_error: bool,
+    parts: Mapping[str, str] | None = None,
 ) -> list[Mismatch]:
     """Check every expected field of one outcome or observation; return the mismatches.
 
     With ``has_error`` (a command's outcome), the ``error`` field is judged first, defaulting to
     "must succeed"; if it fails, the other fields are not judged -- a failed call has no results.
+
+    ``parts`` (``{"op0": "CreateTable", "op1": "DeleteBranch"}``, in order) names the inner
+    commands of a composite one. Each part is judged like a command of its own -- its
+    ``<part>.error`` first, its other fields only if it succeeded -- and the first part that
+    diverges is the root cause: later parts and the composite's own fields are knock-on effects
+    and are not judged. Its mismatches carry the part, so the signature names the inner command.
     """
     if has_error:
         error_expect = expect.get("error", succeeds)
@@ -70,26 +83,73 @@ def compare(
         reason = error_expect.check(real_error, bindings)
         if reason is not None:
             return [Mismatch("error", error_expect.describe(bindings), repr(real_error), reason)]
+    in_part: set[str] = set()
+    for prefix, kind in (parts or {}).items():
+        names = [n for n in expect if n.startswith(prefix + ".")]
+        in_part.update(names)
+        found = _compare_part(prefix, kind, names, expect, get, bindings)
+        if found:
+            return found
     out = []
     for name, exp in expect.items():
-        if name == "error" and has_error:
+        if (name == "error" and has_error) or name in in_part:
             continue
-        real = get(name)
-        if real is MISSING:
-            out.append(Mismatch(name, exp.describe(bindings), "<missing>", "missing"))
-            continue
-        reason = exp.check(real, bindings)
-        if reason is not None:
-            out.append(Mismatch(name, exp.describe(bindings), _short(real), reason))
+        mismatch = _judge(name, exp, get(name), bindings)
+        if mismatch is not None:
+            out.append(mismatch)
     return out
 
 
-def _bind(expect: Mapping[str, Expect], get: Callable[[str], Any], bindings: Bindings) -> None:
+def _compare_part(
+    prefix: str,
+    kind: str,
+    names: list[str],
+    expect: Mapping[str, Expect],
+    get: Callable[[str], Any],
+    bindings: Bindings,
+) -> list[Mismatch]:
+    error_name = f"{prefix}.error"
+    error_expect = expect.get(error_name, succeeds)
+    real_error = get(error_name)
+    reason = error_expect.check(real_error, bindings)
+    if reason is not None:
+        shown = "<missing>" if real_error is MISSING else repr(real_error)
+        return [Mismatch(error_name, error_expect.describe(bindings), shown, reason, prefix, kind)]
+    if real_error is not None:
+        return []  # failed as the model said: a failed op has no results to judge
+    out = []
+    for name in names:
+        if name == error_name:
+            continue
+        mismatch = _judge(name, expect[name], get(name), bindings)
+        if mismatch is not None:
+            out.append(attrs.evolve(mismatch, part=prefix, part_kind=kind))
+    return out
+
+
+def _judge(name: str, exp: Expect, real: Any, bindings: Bindings) -> Mismatch | None:
+    if real is MISSING:
+        return Mismatch(name, exp.describe(bindings), "<missing>", "missing")
+    reason = exp.check(real, bindings)
+    if reason is None:
+        return None
+    return Mismatch(name, exp.describe(bindings), _short(real), reason)
+
+
+def _bind(
+    expect: Mapping[str, Expect],
+    get: Callable[[str], Any],
+    bindings: Bindings,
+    parts: Mapping[str, str] | None = None,
+) -> None:
+    failed = [p for p in (parts or {}) if get(f"{p}.error") not in (None, MISSING)]
     for name, exp in expect.items():
+        if any(name.startswith(p + ".") and name != f"{p}.error" for p in failed):
+            continue  # a failed op's other fields hold no results to learn from
         exp.bind(get(name), bindings)
 
 
-def _short(value: Any, limit: int = 80) -> str:
+def _short(value: Any, limit: int = 200) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -121,8 +181,10 @@ class ModelMachine(RuleBasedStateMachine):
         self.tainted: str | None = None
         self._watchdog = Watchdog(f"statemodels-{self.name}")
         self._driver_closed = False
+        self._stall = StallMeter()
         self._stats = stats.stats_for(self.name)
         self._stats.examples += 1
+        stats.note_example()
 
     @property
     def name(self) -> str:
@@ -140,22 +202,35 @@ class ModelMachine(RuleBasedStateMachine):
         if self.tainted is not None:
             return Outcome(skipped=True)
         step = self.model.apply(cmd)
+        kind = type(cmd).__name__
+        mark = self._stall.mark()
         start = time.perf_counter()
         try:
             outcome = self._call(lambda: self.driver.run(cmd), what=repr(cmd))
         except StepTimeout as hang:
             self.journal.record(cmd, f"no answer after {hang.waited:.3f}s", hang.waited)
-            self._hung(type(cmd).__name__, repr(cmd), hang)
+            self._stats.record_command(kind, "hung", changed=False)
+            self._hung(kind, repr(cmd), hang)
             return Outcome(skipped=True)
         elapsed = time.perf_counter() - start
+        self.bindings.stalled = self._stall.since(mark, duration=elapsed)
         self._stats.record_step(elapsed)
         self.journal.record(cmd, outcome.summary(), elapsed)
-        mismatches = compare(step.expect, outcome.field, self.bindings, has_error=True)
+        parts = step.parts
+        mismatches = compare(step.expect, outcome.field, self.bindings, has_error=True, parts=parts)
+        changed = step.model != self.model
         if mismatches:
-            self._diverge(type(cmd).__name__, repr(cmd), mismatches)
+            self._stats.record_command(kind, "diverged", changed=changed)
+            if self._diverge(kind, repr(cmd), mismatches, resumable=_both_failed(mismatches)):
+                # A known divergence the model can follow: both sides failed (with different
+                # codes), so neither changed anything the model does not know. Go on.
+                _bind(_errors_only(step.expect, parts), outcome.field, self.bindings)
+                self.model = step.model
+                return outcome
             return Outcome(skipped=True)
+        self._stats.record_command(kind, "ok" if outcome.error is None else "failed", changed)
         if outcome.error is None:
-            _bind(step.expect, outcome.field, self.bindings)
+            _bind(step.expect, outcome.field, self.bindings, parts)
         else:
             _bind({"error": step.expect.get("error", succeeds)}, outcome.field, self.bindings)
         self.model = step.model
@@ -254,10 +329,24 @@ class ModelMachine(RuleBasedStateMachine):
         self._diverge(kind, command, [mismatch], note="hung: the system under test was torn down")
 
     def _diverge(
-        self, kind: str, command: str, mismatches: Sequence[Mismatch], note: str = ""
-    ) -> None:
+        self,
+        kind: str,
+        command: str,
+        mismatches: Sequence[Mismatch],
+        note: str = "",
+        *,
+        resumable: bool = False,
+    ) -> bool:
+        """Raise the divergence -- unless its signature is known.
+
+        A known one is counted; if ``resumable`` (the model still knows the real state) the
+        example goes on and this returns True, else the example is tainted (every later step
+        is skipped, so the example ends normally and the search goes on) and this returns False.
+        """
         __tracebackhide__ = True  # pytest shows the rule, not the engine
-        divergence = Divergence(
+        signature = signature_of(self.name, kind, mismatches)
+        cls = divergence_class(signature)
+        divergence = cls(
             machine=self.name,
             step=len(self.journal),
             command=command,
@@ -266,11 +355,27 @@ class ModelMachine(RuleBasedStateMachine):
             journal=self.journal,
             note=note,
         )
-        if divergence.signature in stats.known_signatures():
-            self._stats.known_hits[divergence.signature] += 1
-            self.tainted = divergence.signature
-            return
-        raise divergence
+        known = stats.match_known(divergence)
+        if known is None:
+            raise divergence
+        self._stats.known_hits[known] += 1
+        stats.record_known_divergence(divergence)
+        if resumable:
+            return True
+        self.tainted = known
+        return False
+
+
+def _both_failed(mismatches: Sequence[Mismatch]) -> bool:
+    """Both sides failed, only with different codes: the model can follow what happened."""
+    return bool(mismatches) and all(
+        m.key == "error" and m.reason == "wrong error" for m in mismatches
+    )
+
+
+def _errors_only(expect: Mapping[str, Expect], parts: Mapping[str, str]) -> dict[str, Expect]:
+    names = {"error", *(f"{p}.error" for p in parts)}
+    return {n: e for n, e in expect.items() if n in names}
 
 
 def _getter(values: Mapping[str, Any]) -> Callable[[str], Any]:

@@ -47,10 +47,16 @@ class Step:
     are wrapped as ``Eq``). The ``error`` field is special: if the step does not mention it, the
     real call must succeed; ``{"error": Fails("23505")}`` says it must fail with that code.
     Fields the step does not mention are not judged.
+
+    ``parts`` names the inner commands of a composite command, in order, by field prefix
+    (``{"op0": "CreateTable", "op1": "DeleteBranch"}`` for fields ``op0.error``, ``op1.error``,
+    ...): each part is judged like a command of its own, and a divergence in one is signed with
+    the inner command's type, not its position.
     """
 
     model: Any
     expect: Mapping[str, Expect] = attrs.field(factory=dict, converter=expect_map)
+    parts: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen

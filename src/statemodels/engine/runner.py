@@ -4,6 +4,15 @@
 settings and runs the machine. A time-boxed budget (``deep``) keeps starting fresh runs with new
 seeds until its minutes are spent, so a weekly search explores far more than one seed would.
 
+Every distinct divergence of a run is reported, each shrunk on its own: a signature has its own
+exception class, so Hypothesis tells them apart (``report_multiple_bugs``) and raises them together.
+
+Saved failures are kept per machine and target: each ``run_machine`` call gets its own
+example-database key (the pytest test id, the factory's name, and ``target``), so one machine's
+passing run never deletes another's saved failure, and the next run of the same test replays it
+first. While known divergences are being searched past, the database only ever gains entries: a
+saved failure that replays into a known divergence is not deleted.
+
 ``catch_mutant`` is the other side of the contract: a machine that *passes* against a seeded bug
 is a defect in the machine. It runs the machine deterministically (``derandomize=True``, no example
 database, so the result does not depend on what an earlier run stored), demands a divergence, and
@@ -12,23 +21,66 @@ demands that Hypothesis shrank it to a short repro.
 
 from __future__ import annotations
 
+import math
+import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from hypothesis import settings
+from hypothesis.database import ExampleDatabase
 from hypothesis.errors import Flaky
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
+from ..errors import ConfigurationError, StatemodelsError
 from . import budgets, stats
 from .budgets import Budget
 from .divergence import Divergence
 
-__all__ = ["catch_mutant", "run_machine"]
+__all__ = ["NoExamplesRan", "catch_mutant", "database_key", "run_machine"]
 
 Factory = Callable[[], RuleBasedStateMachine]
+
+
+class NoExamplesRan(StatemodelsError, AssertionError):
+    """A run ended without running one example: a green that tested nothing."""
+
+
+class _KeepFailures(ExampleDatabase):
+    """An example database that never deletes: used while known divergences are searched past,
+    where a saved failure that now replays into a known one must survive for the next run."""
+
+    def __init__(self, inner: ExampleDatabase) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def fetch(self, key: bytes) -> Iterator[bytes]:
+        yield from self.inner.fetch(key)
+
+    def save(self, key: bytes, value: bytes) -> None:
+        self.inner.save(key, value)
+
+    def delete(self, key: bytes, value: bytes) -> None:
+        pass
+
+    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+        self.inner.save(dest, value)  # copy: the source entry stays
+
+    def __repr__(self) -> str:
+        return f"_KeepFailures({self.inner!r})"
+
+
+def database_key(factory: Factory, target: str | None = None) -> str:
+    """The example-database key of one machine run: stable across runs and unrelated edits.
+
+    Made of the pytest test id (parametrisation included) when run under pytest, the factory's
+    module and qualified name, and ``target`` (e.g. which database a DSN names, without secrets).
+    """
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+    name = f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', '?')}"
+    return "|".join(part for part in (test, name, target or "") if part)
 
 
 def run_machine(
@@ -36,6 +88,7 @@ def run_machine(
     *,
     budget: Budget | str | None = None,
     known: Iterable[str] | None = None,
+    target: str | None = None,
     **overrides: Any,
 ) -> None:
     """Search for a divergence between a machine's model and its real system.
@@ -45,29 +98,50 @@ def run_machine(
         budget: a budget or its name; ``None`` uses the active one (``--budget``).
         known: divergence signatures to record and search past; ``None`` keeps the
             process-wide set (``--statemodels-known``).
+        target: what the machine runs against, for the example-database key (no secrets).
         **overrides: Hypothesis settings that win over the budget's (``database=None``, ...).
 
     Raises:
-        Divergence: the shrunk example where model and real system disagree.
+        Divergence: the shrunk example where model and real system disagree; several distinct
+            ones come as an ``ExceptionGroup`` of divergences, each shrunk.
+        NoExamplesRan: the run ran no example at all (never a silent green).
     """
     __tracebackhide__ = True  # the user's test and the failing rule are what matter
     chosen = budgets.get_budget(budget) if budget is not None else budgets.active()
+    if chosen.minutes is not None and not (math.isfinite(chosen.minutes) and chosen.minutes > 0):
+        raise ConfigurationError(
+            f"budget minutes must be a finite number > 0 (got {chosen.minutes!r})"
+        )
     base = settings(budgets.hypothesis_settings(chosen), **overrides)
-    previous_known = stats.known_signatures()
+    previous_known = stats.known_entries()
     if known is not None:
         stats.set_known(known)
+    if stats.known_signatures() and base.database is not None:
+        base = settings(base, database=_KeepFailures(base.database))
+    key = database_key(factory, target).encode()
+    started = stats.examples_started()
     try:
         if chosen.minutes is None:
-            _run_once(factory, base, seed=None)
-            return
-        # Time-boxed: fresh seeds until the box is spent. Chunks are whole runs, so the box can
-        # overrun by at most one chunk; keep chunks (max_examples) modest for long machines.
-        deadline = time.monotonic() + chosen.minutes * 60
-        rng = random.Random()
-        while time.monotonic() < deadline:
-            _run_once(factory, settings(base, derandomize=False), seed=rng.getrandbits(64))
+            _run_once(factory, base, seed=None, key=key)
+        else:
+            # Time-boxed: fresh seeds until the box is spent, and always at least one chunk (a
+            # box too small for one example must not pass having run nothing). Chunks are whole
+            # runs, so the box can overrun by one chunk; keep chunks modest for long machines.
+            deadline = time.monotonic() + chosen.minutes * 60
+            rng = random.Random()
+            while True:
+                chunk = settings(base, derandomize=False)
+                _run_once(factory, chunk, seed=rng.getrandbits(64), key=key)
+                if time.monotonic() >= deadline:
+                    break
     finally:
         stats.set_known(previous_known)
+    if stats.examples_started() == started:
+        stats.empty_runs.append(key.decode())
+        raise NoExamplesRan(
+            f"{key.decode()}: the run ended without running a single example; check the "
+            f"budget ({chosen.name}: {chosen.max_examples} examples) and the machine's rules"
+        )
 
 
 def catch_mutant(factory: Factory, *, budget: Budget | str = "ci", max_steps: int) -> Divergence:
@@ -91,6 +165,7 @@ def catch_mutant(factory: Factory, *, budget: Budget | str = "ci", max_steps: in
             print_blob=False,
         )
     except Divergence as found:
+        _count_as_caught(found)
         print(f"\n{found}\n", file=sys.stdout)
         _assert_short(found, max_steps)
         return found
@@ -104,6 +179,7 @@ def catch_mutant(factory: Factory, *, budget: Budget | str = "ci", max_steps: in
         if not seen:
             raise
         shortest = min(seen, key=lambda d: d.steps)
+        _count_as_caught(shortest)
         print(f"\n{shortest}\n(timing-dependent: its replay did not diverge again)\n")
         _assert_short(shortest, max_steps)
         return shortest
@@ -111,6 +187,17 @@ def catch_mutant(factory: Factory, *, budget: Budget | str = "ci", max_steps: in
         f"the machine passed against a mutant within the {chosen.name!r} budget "
         f"({chosen.max_examples} examples x {chosen.steps} steps): a defect in the machine"
     )
+
+
+def _count_as_caught(found: Divergence) -> None:
+    """A hunt's divergence is the expected catch, not a bug of the system under test: the summary
+    counts it apart."""
+    machine = stats.stats_for(found.machine)
+    if machine.divergences[found.signature] > 0:
+        machine.divergences[found.signature] -= 1
+        if not machine.divergences[found.signature]:
+            del machine.divergences[found.signature]
+    machine.mutants_caught[found.signature] += 1
 
 
 def _assert_short(found: Divergence, max_steps: int) -> None:
@@ -127,14 +214,16 @@ def _without_time_box(budget: Budget) -> Budget:
     return Budget(budget.name, budget.max_examples, budget.steps, budget.step_timeout, None)
 
 
-def _run_once(factory: Factory, config: settings, seed: int | None) -> None:
+def _run_once(factory: Factory, config: settings, seed: int | None, key: bytes = b"") -> None:
     __tracebackhide__ = True
 
     def make() -> RuleBasedStateMachine:
         return factory()
 
-    # run_state_machine_as_test reads these attributes, as @seed would set them.
+    # run_state_machine_as_test reads these attributes, as @seed would set them; the digest
+    # makes the example-database key this machine's own (by default every run shares ``make``).
     make._hypothesis_internal_use_seed = seed  # type: ignore[attr-defined]
+    make._hypothesis_internal_add_digest = key  # type: ignore[attr-defined]
     try:
         run_state_machine_as_test(make, settings=config)
     except Divergence as found:

@@ -34,6 +34,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from ..errors import ConfigurationError, MissingBinaryError, ServerError
+from ..masking import mask_secret
 from .embedded import embedded_pg_bin
 from .ports import free_port
 from .processes import (
@@ -64,8 +65,7 @@ _HOW_TO_POINT = (
 
 def mask_dsn(dsn: str) -> str:
     """``dsn`` with any password replaced by ``***`` (for error messages and reprs)."""
-    dsn = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", dsn)
-    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", r"\1***", dsn)
+    return mask_secret(dsn)
 
 
 def _server_uid() -> int | None:

@@ -40,6 +40,8 @@ from typing import IO, Any, Self
 import attrs
 import psutil
 
+from . import lifeline
+
 __all__ = [
     "ProcessIdentity",
     "ResourceSample",
@@ -134,10 +136,14 @@ def log_tail(path: str, lines: int = 6) -> str:
 
 
 def scratch_dir(prefix: str) -> str:
-    """A private temp dir, on tmpfs (``/dev/shm``) when there is one: no disk I/O at all."""
+    """A private temp dir, on tmpfs (``/dev/shm``) when there is one: no disk I/O at all.
+
+    Marked as this run's (:mod:`~statemodels.infra.lifeline`), so it is removed even if the run
+    is killed before its own cleanup. ``prefix`` should start with ``statemodels-``.
+    """
     shm = "/dev/shm"
     base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-    return tempfile.mkdtemp(prefix=prefix, dir=base)
+    return lifeline.mark_dir(tempfile.mkdtemp(prefix=prefix, dir=base))
 
 
 def _is_zombie(proc: psutil.Process) -> bool:
@@ -574,7 +580,8 @@ def spawn(
         kwargs.update(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
     popen = psutil.Popen(
         argv,
-        env=None if env is None else dict(env),
+        # A minimal environment still carries the run's mark: the lifeline finds the child by it.
+        env=lifeline.marked_env(env),
         cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=stdout,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import subprocess
 import weakref
@@ -29,6 +28,7 @@ from typing import Any, Self
 import redis
 
 from ..errors import ConfigurationError, MissingBinaryError, ServerError
+from ..masking import mask_secret
 from .embedded import embedded_redis_server
 from .ports import free_port
 from .processes import (
@@ -52,7 +52,7 @@ _ENV_BIN = "STATEMODELS_REDIS_SERVER"
 
 
 def _mask_url(url: str) -> str:
-    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", url)
+    return mask_secret(url)
 
 
 def _find_binary(binary: str | None) -> str:

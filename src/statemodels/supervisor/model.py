@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from ..engine import AnyOf, Anything, Bindings, Expect, Fails, Same, Step, Within
+from ..engine import AnyOf, Anything, Bindings, Expect, Fails, Latency, Same, Step
 from .commands import (
     AddRule,
     ContWorker,
@@ -302,7 +302,7 @@ class RelayModel:
     # -- the contract ------------------------------------------------------------------------
 
     def apply(self, cmd: Any) -> Step:
-        timed = {"took": Within(0.0, self.latency)}
+        timed = {"took": Latency(self.latency)}
         fail = {"error": Fails("Error"), **timed}
         match cmd:
             case AddRule(rule=rule):

@@ -28,7 +28,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import xmlrpc.client
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -45,6 +44,7 @@ from ..infra.processes import (
     kill_tree,
     live_identity,
     poll_until,
+    scratch_dir,
     send_signal,
     spawn,
     wait_gone,
@@ -151,8 +151,7 @@ class SupervisordServer:
                 "supervisord is not installed: pip install 'statemodels[supervisord]' "
                 "(the 'supervisor' package)"
             ) from None
-        base = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        directory = Path(tempfile.mkdtemp(prefix="statemodels-supervisord-", dir=base))
+        directory = Path(scratch_dir("statemodels-supervisord-"))
         conf = directory / "supervisord.conf"
         conf.write_text(cls._config(directory, startretries))
         argv = [sys.executable, "-I", "-S", "-c", _LAUNCH, str(os.getpid()), sys.executable]

@@ -30,7 +30,15 @@ import attrs
 import psutil
 
 from ...errors import ConfigurationError, ServerError
-from ...infra.processes import ProcessIdentity, Spawned, kill_tree, poll_until, spawn
+from ...infra import lifeline
+from ...infra.processes import (
+    ProcessIdentity,
+    Spawned,
+    kill_tree,
+    poll_until,
+    scratch_dir,
+    spawn,
+)
 from .mutants import check_mutants
 
 __all__ = ["BundledRelay", "RelayConfig", "RelayPool", "SpawnAttempt"]
@@ -119,8 +127,11 @@ class BundledRelay:
             ServerError: it did not answer Ping within ``timeout`` seconds.
         """
         config = config or RelayConfig()
-        base = base_dir or ("/dev/shm" if os.path.isdir("/dev/shm") else None)
-        directory = Path(tempfile.mkdtemp(prefix="statemodels-relay-", dir=base))
+        if base_dir is None:
+            directory = Path(scratch_dir("statemodels-relay-"))
+        else:
+            made = tempfile.mkdtemp(prefix="statemodels-relay-", dir=base_dir)
+            directory = Path(lifeline.mark_dir(made))
         (directory / "faults").mkdir()
         argv = [sys.executable, "-I", "-S", str(_SYSTEM_DIR / "supervisor.py")]
         argv += [f"--socket={directory / 'control.sock'}", f"--fault-dir={directory / 'faults'}"]

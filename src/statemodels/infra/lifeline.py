@@ -1,0 +1,326 @@
+"""Nothing outlives a run, whatever kills it: run marks, a lifeline process, a start-up janitor.
+
+Three pieces, one mark:
+
+- **The mark.** Each test run has a tag ``<run id>.<owner pid>.<owner start ticks>``, put in the
+  environment as ``STATEMODELS_RUN`` before anything starts, so every process the run starts --
+  PostgreSQL and its backends, Redis, supervisord, relay workers, bundled services -- carries it
+  in ``/proc/<pid>/environ`` (:func:`marked_env` adds it to the minimal environments servers get).
+  Every scratch directory gets a ``.statemodels-run`` file holding the tag. Nothing without the
+  mark is ever touched: the machine's own services are not ours.
+- **The lifeline.** A tiny watcher process holds the read end of a pipe whose write end only the
+  run holds. When the run dies -- returns, crashes, Ctrl-C, SIGTERM, or SIGKILL (an OOM kill, a
+  CI runner's hard timeout) -- the kernel closes the pipe, and the watcher stops every process
+  with the run's mark (SIGTERM, then SIGKILL after a grace), removes the run's marked directories
+  and the SysV segment a killed PostgreSQL leaves, and exits. It ignores SIGINT/SIGTERM/SIGHUP and
+  lives in its own session: a Ctrl-C aimed at the run must not make it clean up *under* the
+  run's own orderly teardown.
+- **The janitor.** At start-up, :func:`sweep_dead_runs` does the same for every run whose owner
+  is dead (the lifeline itself was killed too, or the machine lost power mid-run), and reports
+  what it removed in one line.
+
+Measured (``tests/infra/test_lifeline.py``): after ``kill -9`` of pytest, its PostgreSQL and Redis
+are gone within the lifeline's grace (about 0.1-2 s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+
+import attrs
+
+__all__ = [
+    "MARK_FILE",
+    "RUN_ENV",
+    "Lifeline",
+    "Swept",
+    "mark_dir",
+    "marked_env",
+    "run_tag",
+    "start_run",
+    "sweep_dead_runs",
+    "sweep_run",
+]
+
+RUN_ENV = "STATEMODELS_RUN"
+MARK_FILE = ".statemodels-run"
+#: Where scratch directories live: the janitor looks only here, one level deep.
+SCRATCH_ROOTS = ("/dev/shm", "/tmp")
+_GRACE = 2.0
+
+_tag: str | None = None
+
+
+def _start_ticks(pid: int) -> int | None:
+    """A process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat): exact,
+    so (pid, ticks) names one process even after the pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    fields = data[data.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def run_tag() -> str:
+    """This process's run tag (made on first use; see :func:`start_run`)."""
+    global _tag
+    if _tag is None:
+        _tag = f"{secrets.token_hex(4)}.{os.getpid()}.{_start_ticks(os.getpid()) or 0}"
+    return _tag
+
+
+def _owner_alive(tag: str) -> bool:
+    try:
+        _run_id, pid_text, ticks_text = tag.split(".")
+        pid, ticks = int(pid_text), int(ticks_text)
+    except ValueError:
+        return True  # not a tag we wrote: never treat it as dead
+    return _start_ticks(pid) == ticks
+
+
+def marked_env(env: Mapping[str, str] | None) -> dict[str, str] | None:
+    """``env`` with the run's mark added (``None`` stays ``None``: the child inherits ours, which
+    holds the mark once :func:`start_run` ran)."""
+    if env is None:
+        return None
+    out = dict(env)
+    if _tag is not None:
+        out[RUN_ENV] = _tag
+    return out
+
+
+def mark_dir(path: str) -> str:
+    """Mark a scratch directory as this run's, so a lifeline or a later janitor may remove it."""
+    with open(os.path.join(path, MARK_FILE), "w") as fh:
+        fh.write(run_tag())
+    return path
+
+
+# -- finding what a run left ------------------------------------------------------------------
+
+
+def _proc_tag(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            environ = fh.read()
+    except OSError:
+        return None
+    key = RUN_ENV.encode() + b"="
+    for item in environ.split(b"\0"):
+        if item.startswith(key):
+            return item[len(key) :].decode(errors="replace")
+    return None
+
+
+def _marked_processes() -> Iterator[tuple[int, str]]:
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != me:
+            tag = _proc_tag(int(entry))
+            if tag:
+                yield int(entry), tag
+
+
+def _marked_dirs() -> Iterator[tuple[str, str]]:
+    for root in SCRATCH_ROOTS:
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(root):
+                if not entry.name.startswith("statemodels-") or not entry.is_dir():
+                    continue
+                with contextlib.suppress(OSError), open(os.path.join(entry.path, MARK_FILE)) as fh:
+                    yield entry.path, fh.read().strip()
+
+
+@attrs.frozen
+class Swept:
+    """What one sweep removed."""
+
+    runs: tuple[str, ...] = ()
+    processes: int = 0
+    dirs: int = 0
+    bytes: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.processes or self.dirs)
+
+    def describe(self) -> str:
+        owners = ", ".join(sorted({t.split(".")[1] for t in self.runs if t.count(".") == 2}))
+        return (
+            f"statemodels: removed what {len(self.runs)} earlier killed run(s) left "
+            f"(owner pid {owners}): {self.processes} process(es), {self.dirs} dir(s), "
+            f"{self.bytes / 1e6:.1f} MB"
+        )
+
+
+def _kill_all(pids: Iterable[int]) -> int:
+    """SIGTERM every pid, wait up to the grace, SIGKILL what is left. Returns how many existed."""
+    alive: dict[int, int | None] = {pid: _start_ticks(pid) for pid in pids}
+    alive = {pid: t for pid, t in alive.items() if t is not None}
+    for pid in alive:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + _GRACE
+    while time.monotonic() < deadline:
+        if all(_start_ticks(pid) != t or _is_zombie(pid) for pid, t in alive.items()):
+            break
+        time.sleep(0.02)
+    for pid, ticks in alive.items():
+        if _start_ticks(pid) == ticks:  # still the same process: pids may be reused
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    return len(alive)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return True
+    return data[data.rfind(b")") + 2 :][:1] in (b"Z", b"X")
+
+
+def _dir_bytes(path: str) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+def _drop_sysv_segments(path: str) -> None:
+    """A PostgreSQL killed with SIGKILL leaves its small SysV segment; postmaster.pid names it.
+
+    Removed only if it is unattached and its key and id are the ones our data dir recorded.
+    """
+    pidfile = os.path.join(path, "data", "postmaster.pid")
+    try:
+        with open(pidfile) as fh:
+            lines = fh.read().splitlines()
+        key, shmid = (int(x) for x in lines[6].split())
+    except (OSError, IndexError, ValueError):
+        return
+    try:
+        with open("/proc/sysvipc/shm") as fh:
+            rows = [line.split() for line in fh.read().splitlines()[1:]]
+    except OSError:
+        return
+    for row in rows:
+        # key shmid perms size cpid lpid nattch ...
+        if len(row) > 6 and int(row[0]) == key and int(row[1]) == shmid and int(row[6]) == 0:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.shmctl(shmid, 0, None)  # IPC_RMID
+
+
+def _remove_dirs(paths: Iterable[str]) -> tuple[int, int]:
+    count = size = 0
+    for path in paths:
+        size += _dir_bytes(path)
+        _drop_sysv_segments(path)
+        shutil.rmtree(path, ignore_errors=True)
+        count += not os.path.exists(path)
+    return count, size
+
+
+def sweep_run(tag: str) -> Swept:
+    """Stop every process marked with ``tag`` and remove its marked directories."""
+    pids = [pid for pid, t in _marked_processes() if t == tag]
+    killed = _kill_all(pids)
+    dirs, size = _remove_dirs(path for path, t in _marked_dirs() if t == tag)
+    return Swept((tag,), killed, dirs, size)
+
+
+def sweep_dead_runs() -> Swept:
+    """Remove what runs whose owner is dead left behind: processes first, then directories."""
+    by_tag: dict[str, list[int]] = {}
+    for pid, tag in _marked_processes():
+        if tag != _tag and not _owner_alive(tag):
+            by_tag.setdefault(tag, []).append(pid)
+    killed = _kill_all(pid for pids in by_tag.values() for pid in pids)
+    dead_dirs = [(p, t) for p, t in _marked_dirs() if t != _tag and not _owner_alive(t)]
+    dirs, size = _remove_dirs(p for p, _ in dead_dirs)
+    runs = tuple(sorted(set(by_tag) | {t for _, t in dead_dirs}))
+    return Swept(runs, killed, dirs, size)
+
+
+# -- the lifeline -----------------------------------------------------------------------------
+
+
+@attrs.define
+class Lifeline:
+    """The watcher of one run: ends when the run's pipe closes, sweeping the run's leftovers."""
+
+    tag: str
+    pid: int
+    _write_fd: int
+    _popen: subprocess.Popen[bytes]
+
+    def close(self, timeout: float = 5.0) -> None:
+        """The run is ending in order: close the pipe and let the watcher sweep and exit."""
+        if self._write_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._write_fd)
+            self._write_fd = -1
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._popen.wait(timeout)
+
+
+def start_run() -> tuple[Lifeline | None, Swept]:
+    """Begin a run: sweep dead runs, mark this one, start its lifeline.
+
+    Returns the lifeline (``None`` where ``/proc`` is missing: not Linux) and what the sweep of
+    dead runs removed.
+    """
+    if not os.path.isdir("/proc/self"):
+        return None, Swept()
+    global _tag
+    _tag = None  # a fresh tag: a run started by another run (a plugin test) is its own run
+    swept = sweep_dead_runs()
+    tag = run_tag()
+    os.environ[RUN_ENV] = tag
+    read_fd, write_fd = os.pipe()
+    env = {k: v for k, v in os.environ.items() if k != RUN_ENV}  # the watcher is not its prey
+    popen = subprocess.Popen(
+        # Run as a plain script: it needs only the standard library and attrs, not the 1 s of
+        # imports behind the statemodels package.
+        [sys.executable, os.path.abspath(__file__), tag],
+        stdin=read_fd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+    )
+    os.close(read_fd)
+    os.set_inheritable(write_fd, False)
+    return Lifeline(tag, popen.pid, write_fd, popen), swept
+
+
+def _watch(tag: str) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        while os.read(0, 4096):
+            pass
+    sweep_run(tag)
+
+
+if __name__ == "__main__":
+    _watch(sys.argv[1])
