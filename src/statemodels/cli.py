@@ -2,6 +2,7 @@
 
     statemodels budgets            the example budgets and what they mean
     statemodels mutants [DOMAIN]   the seeded bugs each bundled system can run with
+    statemodels quirks             the differences a deployment may declare, which models adopt
     statemodels bench [NAME ...]   run benchmarks/bench_NAME.py (all of them without a name)
 
 Tests themselves run under pytest: ``pytest tests/stateful --budget ci``.
@@ -53,6 +54,18 @@ def _mutants(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Domain -> module holding its ``QUIRKS`` catalogue (declared differences the model adopts).
+_QUIRKS = {"pggit": "statemodels.pggit.model"}
+
+
+def _quirks(_: argparse.Namespace) -> int:
+    for domain, module in _QUIRKS.items():
+        print(f"{domain} (--statemodels-{domain}-quirks a,b):")
+        for name, what in sorted(importlib.import_module(module).QUIRKS.items()):
+            print(f"  {name:<28} {what}")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     available = sorted(p.stem.removeprefix("bench_") for p in folder.glob("bench_*.py"))
@@ -84,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     mutants = sub.add_parser("mutants", help="list the seeded bugs of the bundled systems")
     mutants.add_argument("domain", nargs="?", help=", ".join(_CATALOGUES))
     mutants.set_defaults(run=_mutants)
+    sub.add_parser("quirks", help="list the quirks a deployment may declare").set_defaults(
+        run=_quirks
+    )
     bench = sub.add_parser("bench", help="run benchmarks (printed numbers, never asserted)")
     bench.add_argument("names", nargs="*", help="benchmark names (default: all)")
     bench.add_argument("--dir", default="benchmarks", help="folder of bench_*.py scripts")

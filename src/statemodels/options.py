@@ -59,6 +59,11 @@ def _backoff(text: str) -> tuple[float, float, float]:
     return initial, factor, cap
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of names, e.g. ``commit-errors-generic,main-deletable``."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 @attrs.frozen
 class Option:
     """One option and its three spellings."""
@@ -113,6 +118,13 @@ OPTIONS: dict[str, Option] = {
             "run the pggit machine on per-example clones of this pgGit database "
             "(role with CREATEDB that owns it; no other sessions on it)",
             convert=_secret,
+        ),
+        Option(
+            "pggit_quirks",
+            "comma-separated declared differences of your pgGit that the model adopts "
+            "(statemodels quirks lists them), e.g. commit-errors-generic",
+            default=(),
+            convert=_names,
         ),
         Option(
             "relay_socket",

@@ -180,5 +180,9 @@ def check_options(values: Mapping[str, Any]) -> None:
         value = values.get(name)
         if value:
             check(str(value))
+    if values.get("pggit_quirks"):
+        from .pggit.model import check_quirks
+
+        check_quirks(frozenset(values["pggit_quirks"]))
     _check_binary_dir("STATEMODELS_PG_BIN")
     _check_binary("STATEMODELS_REDIS_SERVER")

@@ -33,6 +33,13 @@ class Nap:
 
 
 @attrs.frozen
+class Batch:
+    """A composite command: its ops run in order, reported as ``op<i>.error`` / ``op<i>.value``."""
+
+    ops: tuple[Add, ...]
+
+
+@attrs.frozen
 class CounterModel:
     value: int = 0
 
@@ -44,6 +51,14 @@ class CounterModel:
                 return Step(CounterModel(self.value + n), {"value": self.value + n})
             case Read() | Nap():
                 return Step(self, {"value": self.value})
+            case Batch(ops=ops):
+                model, fields, parts = self, {}, {}
+                for i, op in enumerate(ops):
+                    parts[f"op{i}"] = type(op).__name__
+                    step = model.apply(op)
+                    fields.update({f"op{i}.{k}": v for k, v in step.expect.items()})
+                    model = step.model
+                return Step(model, fields, parts)
         raise TypeError(cmd)
 
     def view(self) -> dict[str, Any]:
@@ -51,7 +66,8 @@ class CounterModel:
 
 
 class CounterSystem:
-    """The toy 'real' side. ``bugs`` seeds mistakes: 'add-3-twice', 'no-overflow-check'."""
+    """The toy 'real' side. ``bugs`` seeds mistakes: 'add-3-twice', 'no-overflow-check',
+    'overflow-code' (an overflow fails with another code)."""
 
     def __init__(self, bugs: frozenset[str] = frozenset()) -> None:
         self.value = 0
@@ -62,8 +78,17 @@ class CounterSystem:
         match cmd:
             case Add(n=n):
                 if self.value + n > 100 and "no-overflow-check" not in self.bugs:
-                    return Outcome.failed("overflow", "would pass 100")
+                    code = "too-big" if "overflow-code" in self.bugs else "overflow"
+                    return Outcome.failed(code, "would pass 100")
                 self.value += n * 2 if (n == 3 and "add-3-twice" in self.bugs) else n
+            case Batch(ops=ops):
+                values: dict[str, Any] = {}
+                for i, op in enumerate(ops):
+                    out = self.run(op)
+                    values[f"op{i}.error"] = out.error
+                    if out.error is None:
+                        values[f"op{i}.value"] = out["value"]
+                return Outcome.ok(**values)
             case Nap(seconds=s):
                 # Wakes early when the engine tears the system down after a timeout.
                 self.closed.wait(s)

@@ -65,9 +65,13 @@ def test_pggit_machine_against_the_bundled_system(pggit_worlds: TemplateJanitor)
     run_machine(machine_factory(pggit_worlds))
 
 
-def test_pggit_machine_against_a_plain_dsn_like_an_external_user(user_pggit_dsn: str) -> None:
+def test_pggit_machine_against_a_plain_dsn_like_an_external_user(
+    user_pggit_dsn: str, pytestconfig: pytest.Config
+) -> None:
+    # A user declares the known differences of their pgGit; the model adopts them.
+    quirks = option_value(pytestconfig, "pggit_quirks")
     with DatabaseClones(user_pggit_dsn) as worlds:
-        run_machine(machine_factory(worlds))
+        run_machine(machine_factory(worlds, quirks=quirks))
 
 
 def test_pggit_driver_on_a_plain_dsn_reports_what_the_database_did(user_pggit_dsn: str) -> None:

@@ -220,8 +220,9 @@ class ModelMachine(RuleBasedStateMachine):
         mismatches = compare(step.expect, outcome.field, self.bindings, has_error=True, parts=parts)
         changed = step.model != self.model
         if mismatches:
-            self._stats.record_command(kind, "diverged", changed=changed)
-            if self._diverge(kind, repr(cmd), mismatches, resumable=_both_failed(mismatches)):
+            resumable = _both_failed(mismatches)
+            self._stats.record_command(kind, "diverged", changed=changed and resumable)
+            if self._diverge(kind, repr(cmd), mismatches, resumable=resumable):
                 # A known divergence the model can follow: both sides failed (with different
                 # codes), so neither changed anything the model does not know. Go on.
                 _bind(_errors_only(step.expect, parts), outcome.field, self.bindings)

@@ -21,6 +21,8 @@ demands that Hypothesis shrank it to a short repro.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import math
 import os
 import random
@@ -76,11 +78,18 @@ def database_key(factory: Factory, target: str | None = None) -> str:
     """The example-database key of one machine run: stable across runs and unrelated edits.
 
     Made of the pytest test id (parametrisation included) when run under pytest, the factory's
-    module and qualified name, and ``target`` (e.g. which database a DSN names, without secrets).
+    module, qualified name and source text (two lambdas in one test are two machines), and
+    ``target`` (e.g. which database a DSN names, without secrets). Line numbers are left out, so
+    an edit elsewhere in the file keeps the key.
     """
     test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
     name = f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', '?')}"
-    return "|".join(part for part in (test, name, target or "") if part)
+    try:
+        source = " ".join(inspect.getsource(factory).split())
+    except (OSError, TypeError):
+        source = ""
+    digest = hashlib.sha1(source.encode()).hexdigest()[:12] if source else ""
+    return "|".join(part for part in (test, name, digest, target or "") if part)
 
 
 def run_machine(
@@ -120,6 +129,15 @@ def run_machine(
         base = settings(base, database=_KeepFailures(base.database))
     key = database_key(factory, target).encode()
     started = stats.examples_started()
+
+    def ran_nothing() -> NoExamplesRan:
+        stats.empty_runs.append(key.decode())
+        return NoExamplesRan(
+            f"{key.decode()}: the run ended without running a single example; check the "
+            f"budget ({chosen.name}: {chosen.max_examples} examples), its phases and the "
+            "machine's rules"
+        )
+
     try:
         if chosen.minutes is None:
             _run_once(factory, base, seed=None, key=key)
@@ -134,14 +152,16 @@ def run_machine(
                 _run_once(factory, chunk, seed=rng.getrandbits(64), key=key)
                 if time.monotonic() >= deadline:
                     break
+    except BaseException as exc:
+        # Hypothesis says "skip" when told to run no examples: for a machine that is a false
+        # green, not a skip.
+        if type(exc).__name__ in ("SkipTest", "Skipped") and stats.examples_started() == started:
+            raise ran_nothing() from None
+        raise
     finally:
         stats.set_known(previous_known)
     if stats.examples_started() == started:
-        stats.empty_runs.append(key.decode())
-        raise NoExamplesRan(
-            f"{key.decode()}: the run ended without running a single example; check the "
-            f"budget ({chosen.name}: {chosen.max_examples} examples) and the machine's rules"
-        )
+        raise ran_nothing()
 
 
 def catch_mutant(factory: Factory, *, budget: Budget | str = "ci", max_steps: int) -> Divergence:

@@ -31,11 +31,12 @@ from .commands import (
 )
 from .driver import PggitDriver
 from .machine import PggitMachine, Worlds, machine_factory
-from .model import PggitModel
+from .model import QUIRKS, PggitModel
 from .system import MUTANTS, install
 
 __all__ = [
     "MUTANTS",
+    "QUIRKS",
     "AlterTable",
     "Commit",
     "ConcurrentCommits",

@@ -24,7 +24,7 @@ system, :class:`~statemodels.pggit.clones.DatabaseClones` for a user's pgGit dat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Protocol, cast
 
 from hypothesis import strategies as st
@@ -33,7 +33,7 @@ from hypothesis.stateful import rule
 from ..engine import ModelMachine
 from ..strategies import pggit as strategies
 from .driver import PggitDriver
-from .model import PggitModel
+from .model import PggitModel, check_quirks
 
 __all__ = ["PggitMachine", "Worlds", "machine_factory"]
 
@@ -51,8 +51,8 @@ class PggitMachine(ModelMachine):
 
     machine_name = "PggitMachine"
 
-    def __init__(self, driver: PggitDriver) -> None:
-        super().__init__(driver, PggitModel(role=driver.role))
+    def __init__(self, driver: PggitDriver, *, quirks: Collection[str] = ()) -> None:
+        super().__init__(driver, PggitModel(role=driver.role, quirks=frozenset(quirks)))
 
     @rule(data=st.data())
     def step(self, data: st.DataObject) -> None:
@@ -62,17 +62,22 @@ class PggitMachine(ModelMachine):
         self.execute(data.draw(strategies.commands(tables, branches), label="command"))
 
 
-def machine_factory(worlds: Worlds, **driver_options: float) -> Callable[[], PggitMachine]:
+def machine_factory(
+    worlds: Worlds, *, quirks: Collection[str] = (), **driver_options: float
+) -> Callable[[], PggitMachine]:
     """A factory for ``run_machine``: a fresh database and a new driver per example.
 
     The database goes back to ``worlds`` when the driver closes (the machine's teardown); if the
-    driver cannot be built, it has already handed the database back itself.
+    driver cannot be built, it has already handed the database back itself. ``quirks`` are the
+    deployment's declared differences (:data:`~statemodels.pggit.model.QUIRKS`).
     """
+    declared = check_quirks(frozenset(quirks))
 
     def make() -> PggitMachine:
         dsn = worlds.fresh()
         return PggitMachine(
-            PggitDriver(dsn, on_close=lambda: worlds.release(dsn), **driver_options)
+            PggitDriver(dsn, on_close=lambda: worlds.release(dsn), **driver_options),
+            quirks=declared,
         )
 
     return make

@@ -24,6 +24,7 @@ from typing import Any
 import attrs
 
 from ..engine import Fails, Fresh, Step, Within
+from ..errors import ConfigurationError
 from .commands import (
     AlterTable,
     Commit,
@@ -83,15 +84,40 @@ def _fail(model: PggitModel, code: str) -> tuple[PggitModel, dict[str, Any]]:
     return model, {"error": Fails(code)}
 
 
+#: Declared differences of a deployment, which the model adopts (name -> what it means). A user
+#: whose pgGit is known to behave so declares it (``--statemodels-pggit-quirks``), and the machine
+#: holds the database to everything else instead of stopping at the same difference every time.
+QUIRKS: dict[str, str] = {
+    "commit-errors-generic": "every failing commit_changes answers SQLSTATE P0001 (RAISE "
+    "EXCEPTION without ERRCODE), whatever the cause",
+    "delete-unknown-branch-noop": "deleting a branch that does not exist (or is already deleted) "
+    "succeeds and changes nothing",
+    "main-deletable": "the main branch can be deleted like any other",
+}
+
+
+def check_quirks(quirks: frozenset[str]) -> frozenset[str]:
+    """Validate declared quirks: an unknown name is a one-line error listing the known ones."""
+    unknown = sorted(set(quirks) - set(QUIRKS))
+    if unknown:
+        raise ConfigurationError(
+            f"unknown pggit quirk(s) {', '.join(map(repr, unknown))}: choose from "
+            f"{', '.join(sorted(QUIRKS))} (--statemodels-pggit-quirks)"
+        )
+    return frozenset(quirks)
+
+
 @attrs.frozen
 class PggitModel:
     """What a pgGit database holds, as far as the machine's commands can tell.
 
     Args:
         role: the role the driver connects as: every commit's author.
+        quirks: declared differences of the deployment (:data:`QUIRKS`), adopted by the model.
     """
 
     role: str
+    quirks: frozenset[str] = attrs.field(default=frozenset(), converter=check_quirks)
     branches: tuple[BranchRec, ...] = (BranchRec("main", None),)
     commits: tuple[CommitRec, ...] = ()
     objects: tuple[ObjectRec, ...] = ()
@@ -171,7 +197,10 @@ class PggitModel:
             case DropTable(name=name):
                 return self._drop_table(name)
             case Commit():
-                return self._commit(op, session)
+                model, expect = self._commit(op, session)
+                if "commit-errors-generic" in self.quirks and "error" in expect:
+                    expect["error"] = Fails("P0001")
+                return model, expect
             case CreateBranch(name=name, parent=parent):
                 return self._create_branch(name, parent)
             case DeleteBranch(name=name):
@@ -268,10 +297,12 @@ class PggitModel:
         return attrs.evolve(self, branches=(*self.branches, rec)), {"branch_id": Fresh("branch")}
 
     def _delete_branch(self, name: str) -> tuple[PggitModel, dict[str, Any]]:
-        if name == "main":
+        if name == "main" and "main-deletable" not in self.quirks:
             return _fail(self, "23514")
         rec = self.branch(name)
         if rec is None or rec.status != ACTIVE:
+            if "delete-unknown-branch-noop" in self.quirks:
+                return self, {}
             return _fail(self, "P0002")
         branches = tuple(
             attrs.evolve(b, status=DELETED) if b.name == name else b for b in self.branches
@@ -281,12 +312,22 @@ class PggitModel:
     # -- composite commands --------------------------------------------------------------------
 
     def _run_ops(
-        self, ops: tuple[Op, ...], prefix: str, session: str | None, aborted: bool
+        self,
+        ops: tuple[Op, ...],
+        prefix: str,
+        session: str | None,
+        aborted: bool,
+        parts: dict[str, str],
     ) -> tuple[PggitModel, dict[str, Any], bool]:
-        """Ops inside one open transaction: after the first error every statement fails 25P02."""
+        """Ops inside one open transaction: after the first error every statement fails 25P02.
+
+        Each op is a part of the composite command (``parts``: field prefix -> op type), so a
+        divergence in one is signed with the op's own type, as at top level.
+        """
         model, fields = self, {}
         for i, op in enumerate(ops):
             key = f"{prefix}{i}"
+            parts[key] = type(op).__name__
             if aborted:
                 fields[f"{key}.error"] = Fails("25P02")
                 continue
@@ -305,14 +346,15 @@ class PggitModel:
         if cmd.end == "terminate":
             session = f"victim{self.victims}"
             base = attrs.evolve(self, victims=self.victims + 1)
-        kept, fields, aborted = base._run_ops(cmd.keep, "keep", session, aborted=False)
-        scratch, more, _ = kept._run_ops(cmd.ops, "op", session, aborted)
+        parts: dict[str, str] = {}
+        kept, fields, aborted = base._run_ops(cmd.keep, "keep", session, False, parts)
+        scratch, more, _ = kept._run_ops(cmd.ops, "op", session, aborted, parts)
         fields.update(more)
         if cmd.end == "terminate":
             fields["terminated"] = True
         # The ops vanish; refs they used stay used, so a later commit gets a fresh slot.
         survivor = kept if cmd.end == "savepoint" and not aborted else base
-        return Step(attrs.evolve(survivor, next_ref=scratch.next_ref), fields)
+        return Step(attrs.evolve(survivor, next_ref=scratch.next_ref), fields, parts)
 
     def _concurrent(self, cmd: ConcurrentCommits) -> Step:
         n = len(cmd.messages)
