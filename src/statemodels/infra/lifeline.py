@@ -4,10 +4,13 @@ Three pieces, one mark:
 
 - **The mark.** Each test run has a tag ``<run id>.<owner pid>.<owner start ticks>``, put in the
   environment as ``STATEMODELS_RUN`` before anything starts, so every process the run starts --
-  PostgreSQL and its backends, Redis, supervisord, relay workers, bundled services -- carries it
-  in ``/proc/<pid>/environ`` (:func:`marked_env` adds it to the minimal environments servers get).
-  Every scratch directory gets a ``.statemodels-run`` file holding the tag. Nothing without the
-  mark is ever touched: the machine's own services are not ours.
+  supervisord, relay workers, bundled services -- carries it in ``/proc/<pid>/environ``
+  (:func:`marked_env` adds it to the minimal environments servers get). Servers that rewrite that
+  memory for their process title (PostgreSQL, Redis) would hide it, so every process started
+  through ``infra.processes.spawn`` is also written to the run's registry (pid and start ticks,
+  in a marked directory ``statemodels-run-*``), and is stopped with its whole process group (its
+  backends, its forks). Every scratch directory gets a ``.statemodels-run`` file holding the tag.
+  Nothing without the mark is ever touched: the machine's own services are not ours.
 - **The lifeline.** A tiny watcher process holds the read end of a pipe whose write end only the
   run holds. When the run dies -- returns, crashes, Ctrl-C, SIGTERM, or SIGKILL (an OOM kill, a
   CI runner's hard timeout) -- the kernel closes the pipe, and the watcher stops every process
@@ -32,8 +35,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import attrs
 
@@ -44,6 +48,7 @@ __all__ = [
     "Swept",
     "mark_dir",
     "marked_env",
+    "register",
     "run_tag",
     "start_run",
     "sweep_dead_runs",
@@ -57,6 +62,8 @@ SCRATCH_ROOTS = ("/dev/shm", "/tmp")
 _GRACE = 2.0
 
 _tag: str | None = None
+_registry: str | None = None  # the file listing "pid ticks" of every process spawned this run
+_REGISTRY_FILE = "pids"
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -100,6 +107,27 @@ def marked_env(env: Mapping[str, str] | None) -> dict[str, str] | None:
     out = dict(env)
     if _tag is not None:
         out[RUN_ENV] = _tag
+    return out
+
+
+def register(pid: int) -> None:
+    """Record a process this run spawned (it leads its own process group), for the sweep."""
+    if _registry is None:
+        return
+    ticks = _start_ticks(pid)
+    if ticks is None:
+        return
+    with contextlib.suppress(OSError), open(_registry, "a") as fh:
+        fh.write(f"{pid} {ticks}\n")
+
+
+def _registered(path: str) -> list[tuple[int, int]]:
+    out = []
+    with contextlib.suppress(OSError), open(os.path.join(path, _REGISTRY_FILE)) as fh:
+        for line in fh:
+            with contextlib.suppress(ValueError):
+                pid, ticks = (int(x) for x in line.split())
+                out.append((pid, ticks))
     return out
 
 
@@ -166,9 +194,25 @@ class Swept:
         )
 
 
+def _group_members(leaders: Iterable[tuple[int, int]]) -> set[int]:
+    """Living members of the process groups led by these (pid, ticks) -- if the leader is still
+    that very process (a reused pid leads someone else's group)."""
+    groups = {pid for pid, ticks in leaders if _start_ticks(pid) == ticks}
+    if not groups:
+        return set()
+    members = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if os.getpgid(int(entry)) in groups:
+                    members.add(int(entry))
+    return members
+
+
 def _kill_all(pids: Iterable[int]) -> int:
     """SIGTERM every pid, wait up to the grace, SIGKILL what is left. Returns how many existed."""
-    alive: dict[int, int | None] = {pid: _start_ticks(pid) for pid in pids}
+    me = os.getpid()
+    alive: dict[int, int | None] = {pid: _start_ticks(pid) for pid in pids if pid != me}
     alive = {pid: t for pid, t in alive.items() if t is not None}
     for pid in alive:
         with contextlib.suppress(OSError):
@@ -239,25 +283,31 @@ def _remove_dirs(paths: Iterable[str]) -> tuple[int, int]:
     return count, size
 
 
+def _sweep(is_prey: Callable[[str], bool]) -> Swept:
+    """Stop the processes of every run ``is_prey(tag)`` accepts, then remove its directories."""
+    dirs = [(path, tag) for path, tag in _marked_dirs() if is_prey(tag)]
+    by_env = [(pid, tag) for pid, tag in _marked_processes() if is_prey(tag)]
+    leaders = [leader for path, _ in dirs for leader in _registered(path)]
+    victims = {pid for pid, _ in by_env} | _group_members(leaders)
+    killed = _kill_all(victims)
+    removed, size = _remove_dirs(path for path, _ in dirs)
+    runs = tuple(sorted({t for _, t in dirs} | {t for _, t in by_env}))
+    return Swept(runs, killed, removed, size)
+
+
 def sweep_run(tag: str) -> Swept:
-    """Stop every process marked with ``tag`` and remove its marked directories."""
-    pids = [pid for pid, t in _marked_processes() if t == tag]
-    killed = _kill_all(pids)
-    dirs, size = _remove_dirs(path for path, t in _marked_dirs() if t == tag)
-    return Swept((tag,), killed, dirs, size)
+    """Stop every process of the run ``tag`` and remove its marked directories."""
+    return _sweep(lambda t: t == tag)
 
 
 def sweep_dead_runs() -> Swept:
     """Remove what runs whose owner is dead left behind: processes first, then directories."""
-    by_tag: dict[str, list[int]] = {}
-    for pid, tag in _marked_processes():
-        if tag != _tag and not _owner_alive(tag):
-            by_tag.setdefault(tag, []).append(pid)
-    killed = _kill_all(pid for pids in by_tag.values() for pid in pids)
-    dead_dirs = [(p, t) for p, t in _marked_dirs() if t != _tag and not _owner_alive(t)]
-    dirs, size = _remove_dirs(p for p, _ in dead_dirs)
-    runs = tuple(sorted(set(by_tag) | {t for _, t in dead_dirs}))
-    return Swept(runs, killed, dirs, size)
+    return _sweep(lambda t: t != _tag and not _owner_alive(t))
+
+
+def _scratch_root() -> str | None:
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
 
 
 # -- the lifeline -----------------------------------------------------------------------------
@@ -290,11 +340,15 @@ def start_run() -> tuple[Lifeline | None, Swept]:
     """
     if not os.path.isdir("/proc/self"):
         return None, Swept()
-    global _tag
+    global _tag, _registry
     _tag = None  # a fresh tag: a run started by another run (a plugin test) is its own run
     swept = sweep_dead_runs()
     tag = run_tag()
     os.environ[RUN_ENV] = tag
+    home = tempfile.mkdtemp(prefix="statemodels-run-", dir=_scratch_root())
+    mark_dir(home)
+    _registry = os.path.join(home, _REGISTRY_FILE)
+    open(_registry, "a").close()
     read_fd, write_fd = os.pipe()
     env = {k: v for k, v in os.environ.items() if k != RUN_ENV}  # the watcher is not its prey
     popen = subprocess.Popen(

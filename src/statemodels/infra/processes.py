@@ -591,6 +591,7 @@ def spawn(
     )
     with _owned_lock:
         _owned_popens[popen.pid] = popen
+    lifeline.register(popen.pid)  # found and stopped even if it hides its environment
     try:
         identity = ProcessIdentity(popen.pid, popen.create_time())
     except psutil.NoSuchProcess:
