@@ -64,7 +64,13 @@ PROGRAMS: dict[str, str] = {
 }
 
 # Children die with supervisord (PR_SET_PDEATHSIG survives exec), so a crash leaves nothing.
-_DIE_WITH_PARENT = "import ctypes; ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)"
+# Under load a child may reach the prctl only after supervisord was killed; it would then arm
+# the signal against its new parent (us, the subreaper) and live on. So after arming it checks
+# that its parent is still supervisord, and exits if not.
+_DIE_WITH_PARENT = (
+    "import ctypes, os; ctypes.CDLL(None).prctl(1, 9, 0, 0, 0); "
+    "b'supervisord' in open('/proc/' + str(os.getppid()) + '/cmdline', 'rb').read() or os._exit(1)"
+)
 _SLEEPER = _DIE_WITH_PARENT + "; import time; time.sleep(3600)"
 _FLAKY = (
     _DIE_WITH_PARENT + "; import json, os, sys, time; fields = open('/proc/self/stat').read()"
