@@ -210,3 +210,20 @@ def test_latency_is_judged_after_taking_the_cpu_wait_away() -> None:
 def test_latency_never_passes_what_the_load_cannot_explain(real: float, stalled: float) -> None:
     verdict = Latency(1.0).check(real, Bindings(stalled=stalled))
     assert (verdict is None) == (real <= 1.0 or real - stalled <= 1.0)
+
+
+def test_an_old_position_signature_in_a_known_file_still_matches_with_a_hint() -> None:
+    from statemodels.engine.stats import legacy_hints
+
+    previous = known_entries()
+    set_known(["CounterMachine/Batch/op1.value:differs"])  # what older versions printed
+    machine = BatchMachine(CounterSystem(frozenset({"add-3-twice"})))
+    try:
+        machine.execute(Batch((Add(1), Add(3))))
+        assert machine.tainted == "CounterMachine/Batch/op1.value:differs"
+    finally:
+        machine.teardown()
+        set_known(previous)
+    assert legacy_hints()["CounterMachine/Batch/op1.value:differs"] == (
+        "CounterMachine/Add/value:differs"
+    )
