@@ -171,8 +171,16 @@ class CheckResult:
             return head
         v = self.violation
         lines = [head, f"cannot be placed: {v.operation.describe()}"]
-        lines.append(f"longest linearizable prefix ({len(v.linearization)} placed, in order):")
-        lines += [f"  {i}. {op.describe()}" for i, op in enumerate(v.linearization, 1)]
+        lines.append("longest linearizable prefix, placed in this order:")
+        recorded = {op.index: op for op in self.history}
+        placed = [op for op in v.linearization if op.index != v.operation.index]
+        for i, op in enumerate(placed, 1):
+            was = recorded.get(op.index, op)
+            if op.unknown and not was.unknown:
+                # Still running at the cut: placed with its effect, its answer not yet known.
+                lines.append(f"  {i}. {was.describe()} (still running at the cut)")
+            else:
+                lines.append(f"  {i}. {op.describe()}")
         return "\n".join(lines)
 
     def write_html(self, path: str | Path) -> Path:
