@@ -15,11 +15,26 @@ import pytest
 from statemodels.engine import Divergence, catch_mutant, run_machine
 from statemodels.errors import ConfigurationError
 from statemodels.register import Cas, Get, Incr
-from statemodels.register.parallel import RegisterParallelDriver, RegisterParallelMachine
+from statemodels.register.parallel import (
+    RegisterConnections,
+    RegisterParallelDriver,
+    RegisterParallelMachine,
+)
 
 
-def test_concurrent_clients_on_a_correct_store_are_linearizable(statemodels_redis):
-    run_machine(lambda: RegisterParallelMachine(RegisterParallelDriver(statemodels_redis)))
+@pytest.fixture
+def connections(statemodels_redis):
+    """Connections reused by every example of one test: connecting costs more than a run."""
+    with RegisterConnections(statemodels_redis) as kept:
+        yield kept
+
+
+def test_concurrent_clients_on_a_correct_store_are_linearizable(statemodels_redis, connections):
+    run_machine(
+        lambda: RegisterParallelMachine(
+            RegisterParallelDriver(statemodels_redis, connections=connections)
+        )
+    )
 
 
 def test_the_machine_runs_and_records_every_lane(statemodels_redis):
@@ -41,18 +56,21 @@ def test_the_machine_runs_and_records_every_lane(statemodels_redis):
     assert all(op.status == "ok" for op in result.history)
 
 
-def test_a_sample_hunt_catches_cas_done_as_get_then_set(statemodels_redis):
-    # The full hunt, with its symptom checks, is in tests/mutants/; this is the domain's sample.
+@pytest.mark.mutant
+def test_a_sample_hunt_catches_a_blind_compare_and_set(statemodels_redis, connections):
+    # The domain's sample hunt: a sequential bug is a non-linearizable history too, and the
+    # operation that cannot be placed is the lying compare-and-set. The concurrency-only mutant
+    # (cas-get-then-set) is hunted in tests/mutants/test_register_parallel_mutants.py.
     found = catch_mutant(
+        # A bug that needs no second client shows on every run: one run per program will do.
         lambda: RegisterParallelMachine(
-            RegisterParallelDriver(statemodels_redis, {"cas-get-then-set"})
+            RegisterParallelDriver(statemodels_redis, {"cas-blind"}, connections=connections),
+            repeats=1,
         ),
         budget="ci",
-        max_steps=8,
+        max_steps=3,
     )
-    assert isinstance(found, Divergence)
-    assert found.signature.startswith("RegisterParallelMachine/")
-    assert found.signature.endswith("/history:not-linearizable")
+    assert found.signature == "RegisterParallelMachine/Cas/history:not-linearizable"
 
 
 def test_a_violation_writes_its_timeline(statemodels_redis):
@@ -68,7 +86,7 @@ def test_a_violation_writes_its_timeline(statemodels_redis):
                     for _ in range(4):
                         machine._add(lane, Cas("a", None, lane))
                         machine._add(lane, Incr("a", 1))
-                machine.repeats = 20
+                machine.runs = 20
                 machine.teardown()
         pages = list(folder.glob("*.html"))
         assert len(pages) == 1

@@ -9,12 +9,14 @@ recorded in a :class:`~statemodels.engine.history.History`; the history must be 
 If none does, the machine raises a :class:`~statemodels.engine.divergence.Divergence` and
 Hypothesis shrinks the program.
 
-How a program is drawn, so that it shrinks well: each Hypothesis step adds one command to one
-lane, ``lane`` 0 being the prefix. Hypothesis deletes steps (a command vanishes) and shrinks
-integers towards 0 (a command moves from a suffix into the prefix), so a failing program keeps
-failing as it gets smaller and more sequential -- the shape QSM's shrinker produces. The program
-runs once the example has drawn it (in ``teardown``), ``repeats`` times on a fresh world, since a
-race shows under some schedules only; the first non-linearizable run is the divergence.
+How a program is drawn, so that it shrinks well: one ``@initialize`` step draws a list of
+``(lane, command)`` pairs, ``lane`` 0 being the prefix (a lane already full drops the command).
+Hypothesis deletes list elements (a command vanishes) and shrinks integers towards 0 (a command
+moves from a suffix into the prefix), so a failing program keeps failing as it gets smaller and
+more sequential -- the shape QSM's shrinker produces. (Drawing one command per rule step shrank
+badly: deleting a step shifted which lane every later draw meant.) The program runs when the
+example ends (in ``teardown``), ``repeats`` times on a fresh world, since a race shows under
+some schedules only; the first non-linearizable run is the divergence.
 
 Preconditions hold in every interleaving: a command is only added if ``allowed(model, cmd)``
 holds after the prefix and at every point of every interleaving of the suffixes (checked by a
@@ -46,7 +48,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from . import budgets, stats
 from .divergence import Divergence, Journal, Mismatch
@@ -88,6 +90,9 @@ class ParallelMachine(RuleBasedStateMachine):
         model: the initial pure model; its ``apply`` is the sequential specification.
         step_timeout: seconds one call may take; ``None`` takes the active budget's.
         timeline_dir: if given, a non-linearizable run's HTML timeline is written there.
+        repeats: runs of each program (default: the class's ``repeats``). A race shows under
+            some schedules only; a bug that needs no second client shows on every run, and one
+            run is enough to hunt it.
 
     Class attributes:
         commands: strategy of commands (required).
@@ -117,11 +122,19 @@ class ParallelMachine(RuleBasedStateMachine):
         if cls.lanes < 2:
             raise TypeError(f"{cls.__name__}.lanes = {cls.lanes!r}: a parallel program needs 2+")
 
-        # A new function per class: @rule marks the function object it is given.
-        def add(self: ParallelMachine, data: st.DataObject) -> None:
-            self._draw(data)
+        # New functions per class: @initialize / @rule mark the function object they are given.
+        def draw_program(self: ParallelMachine, steps: list[tuple[int, Any]]) -> None:
+            for lane, cmd in steps:
+                self._add(lane, cmd)
+            self._spread()
 
-        cls.add = rule(data=st.data())(add)  # type: ignore[attr-defined]
+        def idle(self: ParallelMachine) -> None:
+            """Nothing: the program runs in teardown (a machine needs one rule)."""
+
+        size = cls.max_prefix + cls.lanes * cls.max_suffix
+        steps = st.lists(st.tuples(st.integers(0, cls.lanes), cls.commands), max_size=size)
+        cls.draw_program = initialize(steps=steps)(draw_program)
+        cls.idle = rule()(idle)
 
     def __init__(
         self,
@@ -130,8 +143,12 @@ class ParallelMachine(RuleBasedStateMachine):
         *,
         step_timeout: float | None = None,
         timeline_dir: str | Path | None = None,
+        repeats: int | None = None,
     ) -> None:
         super().__init__()
+        if repeats is not None and repeats < 1:
+            raise ValueError(f"repeats={repeats!r}: a program must run at least once")
+        self.runs = self.repeats if repeats is None else repeats
         self.driver = driver
         self.model = model
         self.step_timeout = step_timeout or budgets.active().step_timeout
@@ -169,14 +186,22 @@ class ParallelMachine(RuleBasedStateMachine):
     def program(self) -> Program:
         return tuple(self.prefix), tuple(tuple(s) for s in self.suffixes)
 
-    def _draw(self, data: st.DataObject) -> None:
-        # Only lanes with room are offered, and a full program draws nothing more: the steps
-        # left over cost no choices, so Hypothesis does not re-run one program many times.
-        open_lanes = [lane for lane in range(self.lanes + 1) if self._room(lane)]
-        if not open_lanes:
-            return
-        lane = data.draw(st.sampled_from(open_lanes), label="lane")
-        self._add(lane, data.draw(self.commands, label=f"lane {lane}"))
+    def _spread(self) -> None:
+        """Give an empty suffix the last command of the longest one, while that one has two.
+
+        Drawn lanes often leave a suffix empty, and a program with one busy suffix is a
+        sequential program: it cannot show a race. Spreading is a function of the drawn list, so
+        shrinking stays stable, and a command drawn into the prefix is never moved.
+        """
+        while True:
+            empty = [s for s in self.suffixes if not s]
+            longest = max(self.suffixes, key=len)
+            if not empty or len(longest) < 2:
+                return
+            empty[0].append(longest.pop())
+            if not self._every_interleaving_allowed():
+                longest.append(empty[0].pop())
+                return
 
     def _room(self, lane: int) -> bool:
         if lane == 0:
@@ -209,7 +234,7 @@ class ParallelMachine(RuleBasedStateMachine):
                     continue
                 if not self.allowed(model, suffix[at]):
                     return False
-                moved = positions[:lane] + (at + 1,) + positions[lane + 1 :]
+                moved = (*positions[:lane], at + 1, *positions[lane + 1 :])
                 if not explore(moved, model.apply(suffix[at]).model):
                     return False
             done.add((positions, model))
@@ -224,7 +249,7 @@ class ParallelMachine(RuleBasedStateMachine):
         __tracebackhide__ = True
         try:
             if any(self.suffixes):
-                for _ in range(self.repeats):
+                for _ in range(self.runs):
                     if self._run_and_check():
                         break
         finally:

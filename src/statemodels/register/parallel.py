@@ -34,7 +34,12 @@ from .system import RegisterStore
 if TYPE_CHECKING:
     from ..infra.redis import RedisServer
 
-__all__ = ["RegisterClient", "RegisterParallelDriver", "RegisterParallelMachine"]
+__all__ = [
+    "RegisterClient",
+    "RegisterConnections",
+    "RegisterParallelDriver",
+    "RegisterParallelMachine",
+]
 
 _stores = count()
 
@@ -53,12 +58,46 @@ commands = st.one_of(
 )
 
 
+class RegisterConnections:
+    """Redis connections kept across examples, one per client number: connecting costs more
+    than a whole program run on a loaded machine. Close it (or use ``with``) when done::
+
+        with RegisterConnections(server) as connections:
+            run_machine(lambda: RegisterParallelMachine(
+                RegisterParallelDriver(server, connections=connections)))
+    """
+
+    def __init__(self, server: RedisServer, timeout: float = 5.0) -> None:
+        self._server = server
+        self._timeout = timeout
+        self._open: dict[Hashable, redis.Redis] = {}
+
+    def get(self, number: Hashable) -> redis.Redis:
+        if number not in self._open:
+            # Every call is bounded by the socket timeout: a hung server is an `info` operation.
+            self._open[number] = self._server.client(
+                socket_timeout=self._timeout, socket_connect_timeout=self._timeout
+            )
+        return self._open[number]
+
+    def close(self) -> None:
+        for each in self._open.values():
+            each.close()
+        self._open.clear()
+
+    def __enter__(self) -> RegisterConnections:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class RegisterClient:
     """One Redis connection on the shared store, used by one thread."""
 
-    def __init__(self, server: RedisServer, prefix: str, mutants: Iterable[str], timeout: float):
-        # Each call is bounded by the socket timeout: a hung server becomes an `info` operation.
-        self._client = server.client(socket_timeout=timeout, socket_connect_timeout=timeout)
+    def __init__(self, client: redis.Redis, prefix: str, mutants: Iterable[str], owned: bool):
+        self._client = client
+        self._owned = owned
         self._mutants = frozenset(mutants)
         self.store = RegisterStore(self._client, prefix, self._mutants)
 
@@ -70,7 +109,8 @@ class RegisterClient:
         return run_on(self.store, cmd)
 
     def close(self) -> None:
-        self._client.close()
+        if self._owned:
+            self._client.close()
 
 
 class RegisterParallelDriver:
@@ -82,14 +122,20 @@ class RegisterParallelDriver:
     """
 
     def __init__(
-        self, server: RedisServer, mutants: Iterable[str] = (), *, timeout: float = 5.0
+        self,
+        server: RedisServer,
+        mutants: Iterable[str] = (),
+        *,
+        timeout: float = 5.0,
+        connections: RegisterConnections | None = None,
     ) -> None:
-        self._server = server
         self._mutants = frozenset(mutants)
-        self._timeout = timeout
+        # Our own connections (closed with us) unless the caller lends theirs.
+        self._owned = connections is None
+        self._connections = connections or RegisterConnections(server, timeout)
         self.prefix = f"sm-register-par-{os.getpid()}-{next(_stores)}"
         self._runs = count()
-        self._admin = server.client(socket_timeout=timeout, socket_connect_timeout=timeout)
+        self._admin = self._connections.get("admin")
         # Validates the mutant names before anything runs (a one-line ConfigurationError).
         self._current = self._next_prefix()
         self._store = RegisterStore(self._admin, self._current, self._mutants)
@@ -99,7 +145,9 @@ class RegisterParallelDriver:
         return f"{self.prefix}-{next(self._runs)}"
 
     def client(self, number: int) -> RegisterClient:
-        made = RegisterClient(self._server, self._current, self._mutants, self._timeout)
+        made = RegisterClient(
+            self._connections.get(number), self._current, self._mutants, owned=False
+        )
         self._clients.append(made)
         return made
 
@@ -121,7 +169,8 @@ class RegisterParallelDriver:
         except redis.RedisError:
             pass  # the server is gone: nothing left to clear
         finally:
-            self._admin.close()
+            if self._owned:
+                self._connections.close()
 
 
 class RegisterParallelMachine(ParallelMachine):
