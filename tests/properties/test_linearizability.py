@@ -77,7 +77,7 @@ def test_a_history_of_an_atomic_system_is_linearizable(history):
     assert check(history, PER_KEY).verdict == "linearizable"
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(atomic_histories(max_ops=40, clients=6, info=False))
 def test_a_witness_replays_through_the_model(history):
     result = check(history, PER_KEY)
