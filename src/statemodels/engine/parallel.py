@@ -315,7 +315,12 @@ class ParallelMachine(RuleBasedStateMachine):
             self._hung(recorder.history())
         if errors:
             raise errors[0]
-        return recorder.history()
+        history = recorder.history()
+        counters = stats.stats_for(self.name)
+        for op in history:
+            if op.completed is not None:
+                counters.record_step((op.completed - op.invoked) / 1e9)
+        return history
 
     def _call(self, recorder: HistoryRecorder, client: Client, number: int, cmd: Any) -> bool:
         """Run one command, recorded. False if its effect is unknown (the lane stops)."""
