@@ -24,8 +24,11 @@ from .expect import (
     as_expect,
     expect_map,
 )
+from .history import History, HistoryRecorder, Operation
+from .linearizability import CheckResult, ModelSpec, check
 from .machine import ModelMachine, compare
 from .mutants import check_mutants
+from .parallel import ParallelMachine
 from .protocol import MISSING, Driver, Model, Outcome, Step
 from .runner import catch_mutant, run_machine
 from .stats import MachineStats, known_signatures, load_known, registry, set_known
@@ -40,6 +43,7 @@ __all__ = [
     "Bindings",
     "Budget",
     "Changed",
+    "CheckResult",
     "Divergence",
     "Driver",
     "EachIn",
@@ -48,6 +52,8 @@ __all__ = [
     "Expect",
     "Fails",
     "Fresh",
+    "History",
+    "HistoryRecorder",
     "Journal",
     "JournalEntry",
     "MachineStats",
@@ -55,7 +61,10 @@ __all__ = [
     "Mismatch",
     "Model",
     "ModelMachine",
+    "ModelSpec",
+    "Operation",
     "Outcome",
+    "ParallelMachine",
     "Same",
     "Step",
     "StepTimeout",
@@ -65,6 +74,7 @@ __all__ = [
     "active",
     "as_expect",
     "catch_mutant",
+    "check",
     "check_mutants",
     "compare",
     "eventually",
