@@ -100,3 +100,16 @@ def test_a_violation_writes_its_timeline(statemodels_redis):
 def test_an_unknown_mutant_is_a_one_line_error(statemodels_redis):
     with pytest.raises(ConfigurationError, match="unknown mutant"):
         RegisterParallelDriver(statemodels_redis, {"cas-get-than-set"})
+
+
+def test_the_driver_leaves_no_keys_behind(statemodels_redis, connections):
+    driver = RegisterParallelDriver(statemodels_redis, connections=connections)
+    machine = RegisterParallelMachine(driver, repeats=3)
+    machine._add(1, Incr("a", 1))
+    machine._add(2, Incr("b", 1))
+    machine.teardown()  # three runs, three key prefixes, then close()
+    client = statemodels_redis.client()
+    try:
+        assert list(client.scan_iter(match=driver.prefix + "*")) == []
+    finally:
+        client.close()
