@@ -25,8 +25,11 @@ from .expect import (
     as_expect,
     expect_map,
 )
+from .history import History, HistoryRecorder, Operation
+from .linearizability import CheckResult, ModelSpec, check
 from .machine import ModelMachine, compare
 from .mutants import check_mutants
+from .parallel import ParallelMachine
 from .protocol import MISSING, Driver, Model, Outcome, Step
 from .runner import NoExamplesRan, catch_mutant, database_key, run_machine
 from .stats import MachineStats, known_signatures, load_known, registry, set_known
@@ -41,6 +44,7 @@ __all__ = [
     "Bindings",
     "Budget",
     "Changed",
+    "CheckResult",
     "Divergence",
     "Driver",
     "EachIn",
@@ -49,6 +53,8 @@ __all__ = [
     "Expect",
     "Fails",
     "Fresh",
+    "History",
+    "HistoryRecorder",
     "Journal",
     "JournalEntry",
     "Latency",
@@ -57,8 +63,11 @@ __all__ = [
     "Mismatch",
     "Model",
     "ModelMachine",
+    "ModelSpec",
     "NoExamplesRan",
+    "Operation",
     "Outcome",
+    "ParallelMachine",
     "Same",
     "Step",
     "StepTimeout",
@@ -68,6 +77,7 @@ __all__ = [
     "active",
     "as_expect",
     "catch_mutant",
+    "check",
     "check_mutants",
     "compare",
     "database_key",

@@ -9,9 +9,10 @@ from .commands import Cas, Delete, Get, Incr, Put
 from .driver import RegisterDriver
 from .machine import RegisterMachine
 from .model import RegisterModel
-from .system import MUTANTS, RegisterStore
+from .system import CONCURRENT_ONLY, MUTANTS, RegisterStore
 
 __all__ = [
+    "CONCURRENT_ONLY",
     "MUTANTS",
     "Cas",
     "Delete",

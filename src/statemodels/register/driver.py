@@ -15,7 +15,7 @@ from .system import RegisterStore
 if TYPE_CHECKING:
     from ..infra.redis import RedisServer
 
-__all__ = ["RegisterDriver"]
+__all__ = ["RegisterDriver", "run_on"]
 
 _stores = count()
 
@@ -34,22 +34,7 @@ class RegisterDriver:
             raise AssertionError("fresh register store is not empty: the reset did not hold")
 
     def run(self, cmd: Any) -> Outcome:
-        try:
-            match cmd:
-                case Put(key=key, value=value):
-                    self.store.put(key, value)
-                    return Outcome.ok()
-                case Get(key=key):
-                    return Outcome.ok(value=self.store.get(key))
-                case Delete(key=key):
-                    return Outcome.ok(existed=self.store.delete(key))
-                case Incr(key=key, by=by):
-                    return Outcome.ok(value=self.store.incr(key, by))
-                case Cas(key=key, expected=expected, new=new):
-                    return Outcome.ok(swapped=self.store.cas(key, expected, new))
-        except redis.RedisError as exc:
-            return Outcome.failed(type(exc).__name__, str(exc))
-        raise TypeError(f"RegisterDriver cannot run {cmd!r}")
+        return run_on(self.store, cmd)
 
     def observe(self) -> Mapping[str, Any]:
         return {"contents": self.store.contents()}
@@ -62,3 +47,26 @@ class RegisterDriver:
             pass  # the server is gone (an outage test, or a torn-down hang): nothing to clear
         finally:
             self._client.close()
+
+
+def run_on(store: RegisterStore, cmd: Any) -> Outcome:
+    """Run one command on ``store``; a Redis error becomes a failed outcome named by its type.
+
+    Shared by the sequential driver and the parallel clients (``register.parallel``).
+    """
+    try:
+        match cmd:
+            case Put(key=key, value=value):
+                store.put(key, value)
+                return Outcome.ok()
+            case Get(key=key):
+                return Outcome.ok(value=store.get(key))
+            case Delete(key=key):
+                return Outcome.ok(existed=store.delete(key))
+            case Incr(key=key, by=by):
+                return Outcome.ok(value=store.incr(key, by))
+            case Cas(key=key, expected=expected, new=new):
+                return Outcome.ok(swapped=store.cas(key, expected, new))
+    except redis.RedisError as exc:
+        return Outcome.failed(type(exc).__name__, str(exc))
+    raise TypeError(f"RegisterDriver cannot run {cmd!r}")

@@ -16,15 +16,22 @@ import redis
 
 from ..engine import check_mutants
 
-__all__ = ["MUTANTS", "RegisterStore"]
+__all__ = ["CONCURRENT_ONLY", "MUTANTS", "RegisterStore"]
 
 MUTANTS: dict[str, str] = {
     "cas-blind": "compare-and-set writes without comparing (a GET/SET race 'optimised' away)",
+    "cas-get-then-set": (
+        "compare-and-set as GET, compare in the client, then SET: correct alone, racy when "
+        "another client writes in between (only a concurrent history shows it)"
+    ),
     "delete-reports-missing": (
         "delete answers from a stale cache: reports False for a key it did remove"
     ),
     "incr-from-one": "incr on an absent key starts from 1 instead of 0 (an off-by-one default)",
 }
+
+#: Mutants no sequential run can see: they need another client acting in between.
+CONCURRENT_ONLY: frozenset[str] = frozenset({"cas-get-then-set"})
 
 # KEYS[1] = key, ARGV[1] = expected ('' = absent), ARGV[2] = new value.
 _CAS = """
@@ -68,6 +75,12 @@ class RegisterStore:
     def cas(self, key: str, expected: int | None, new: int) -> bool:
         if "cas-blind" in self.mutants:
             self._r.set(self._key(key), new)
+            return True
+        if "cas-get-then-set" in self.mutants:
+            # Two round trips with nothing holding the key between them.
+            if self.get(key) != expected:
+                return False
+            self.put(key, new)
             return True
         wanted = "" if expected is None else str(expected)
         return bool(self._cas(keys=[self._key(key)], args=[wanted, new]))
