@@ -184,7 +184,6 @@ class ModelMachine(RuleBasedStateMachine):
         self._stall = StallMeter()
         self._stats = stats.stats_for(self.name)
         self._stats.examples += 1
-        stats.note_example()
 
     @property
     def name(self) -> str:

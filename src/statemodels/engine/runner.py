@@ -238,6 +238,7 @@ def _run_once(factory: Factory, config: settings, seed: int | None, key: bytes =
     __tracebackhide__ = True
 
     def make() -> RuleBasedStateMachine:
+        stats.note_example()  # every example builds its machine here, whatever its class
         return factory()
 
     # run_state_machine_as_test reads these attributes, as @seed would set them; the digest
