@@ -38,25 +38,20 @@ def _where(name: str, value: str) -> str:
 
 
 def _check_pg_dsn(value: str) -> None:
-    import psycopg
+    from .infra.postgres import PostgresServer
 
-    where = _where("pg_dsn", value)
-    try:
-        with psycopg.connect(value, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT rolcreatedb OR rolsuper, current_user FROM pg_roles "
-                "WHERE rolname = current_user"
-            ).fetchone()
-    except psycopg.Error as exc:
-        raise ConfigurationError(
-            f"{where}: {_one_line(exc)}; fix the DSN, or unset {OPTIONS['pg_dsn'].env} to "
-            "start a private server"
-        ) from None
+    server = PostgresServer.attach(value)  # connects once: a one-line error if it cannot
+    with server.connect() as conn:
+        row = conn.execute(
+            "SELECT rolcreatedb OR rolsuper, current_user FROM pg_roles "
+            "WHERE rolname = current_user"
+        ).fetchone()
     if row is None or not row[0]:
         user = row[1] if row else "?"
         raise ConfigurationError(
-            f"{where}: role {user!r} may not create databases, and every example gets a fresh "
-            f"one; run `ALTER ROLE {user} CREATEDB` as a superuser, or use another role"
+            f"{_where('pg_dsn', value)}: role {user!r} may not create databases, and every "
+            f"example gets a fresh one; run `ALTER ROLE {user} CREATEDB` as a superuser, or use "
+            "another role"
         )
 
 
@@ -101,26 +96,9 @@ def _check_pggit_dsn(value: str) -> None:
 
 
 def _check_redis_url(value: str) -> None:
-    import redis
+    from .infra.redis import RedisServer
 
-    where = _where("redis_url", value)
-    try:
-        client = redis.Redis.from_url(
-            value, socket_timeout=CONNECT_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT
-        )
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"{where}: not a Redis URL ({_one_line(exc)}); e.g. redis://host:6380/0"
-        ) from None
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        raise ConfigurationError(
-            f"{where}: {mask_secret(_one_line(exc))}; fix the URL, or unset "
-            f"{OPTIONS['redis_url'].env} to start a private server"
-        ) from None
-    finally:
-        client.close()
+    RedisServer.attach(value)  # pings once: a one-line error (password masked) if it cannot
 
 
 def _check_relay_socket(value: str) -> None:

@@ -31,7 +31,8 @@ def _one_line_usage_error(result: pytest.RunResult, secret: str | None = None) -
 def test_a_bad_postgres_dsn_is_one_line_with_the_password_masked(pytester: pytest.Pytester):
     result = _run(pytester, STATEMODELS_PG_DSN="postgresql://admin:wrongpw@127.0.0.1:1/postgres")
     line = _one_line_usage_error(result, secret="wrongpw")
-    assert "STATEMODELS_PG_DSN 'postgresql://admin:***@127.0.0.1:1/postgres'" in line
+    assert "DSN 'postgresql://admin:***@127.0.0.1:1/postgres'" in line
+    assert "STATEMODELS_PG_DSN" in line  # names where the value came from
 
 
 def test_a_bad_redis_url_is_one_line_with_the_password_masked(pytester: pytest.Pytester):
