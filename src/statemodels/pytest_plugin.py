@@ -91,6 +91,9 @@ def pytest_configure(config: pytest.Config) -> None:
         _use_shared_example_database(option_value(config, "github_db"))
         known_file = option_value(config, "known")
         stats.set_known(stats.load_known(known_file) if known_file else ())
+        from . import session  # the user's loop: traces, report, live progress (issue 12)
+
+        session.configure(config, option_value)
     except StatemodelsError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_AUDIT_FAILED] = []

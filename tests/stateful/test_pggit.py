@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from statemodels.engine import run_machine
+from statemodels.engine import catch_mutant, run_machine
 from statemodels.errors import ConfigurationError
 from statemodels.infra import PostgresServer, TemplateJanitor
 from statemodels.pggit import (
@@ -95,3 +95,14 @@ def test_a_database_without_pggit_is_a_one_line_error(statemodels_postgres: Post
         PggitDriver(statemodels_postgres.dsn)
     message = str(info.value)
     assert "pggit.commit_changes" in message and "\n" not in message
+
+
+@pytest.mark.mutant
+def test_pggit_machine_catches_a_seeded_bug(statemodels_postgres: PostgresServer) -> None:
+    """The sample hunt of a first run; every mutant is hunted in tests/mutants/."""
+    mutants = frozenset({"main-deletable"})
+    with TemplateJanitor(
+        statemodels_postgres, name="pggit_sample", install=lambda conn: install(conn, mutants)
+    ) as worlds:
+        found = catch_mutant(machine_factory(worlds), budget="ci", max_steps=5)
+    assert found.signature.startswith("PggitMachine/DeleteBranch/"), found.signature

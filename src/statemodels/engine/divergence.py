@@ -44,6 +44,8 @@ class JournalEntry:
     command: str
     outcome: str
     seconds: float
+    #: The command object itself (``None`` for a check's label): traces store it as data.
+    cmd: Any = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.define
@@ -54,7 +56,8 @@ class Journal:
 
     def record(self, command: Any, outcome: str, seconds: float) -> None:
         text = command if isinstance(command, str) else repr(command)
-        self.entries.append(JournalEntry(len(self.entries) + 1, text, outcome, seconds))
+        obj = None if isinstance(command, str) else command
+        self.entries.append(JournalEntry(len(self.entries) + 1, text, outcome, seconds, obj))
 
     def __len__(self) -> int:
         return len(self.entries)

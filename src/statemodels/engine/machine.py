@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 from hypothesis.stateful import RuleBasedStateMachine, invariant
 
-from . import budgets, stats
+from . import budgets, hooks, stats
 from .divergence import Divergence, Journal, Mismatch
 from .eventually import EventuallyTimeout, eventually
 from .expect import Bindings, Expect, expect_map, succeeds
@@ -123,6 +123,7 @@ class ModelMachine(RuleBasedStateMachine):
         self._driver_closed = False
         self._stats = stats.stats_for(self.name)
         self._stats.examples += 1
+        hooks.example_started(self)  # live progress, report
 
     @property
     def name(self) -> str:
@@ -150,6 +151,7 @@ class ModelMachine(RuleBasedStateMachine):
         elapsed = time.perf_counter() - start
         self._stats.record_step(elapsed)
         self.journal.record(cmd, outcome.summary(), elapsed)
+        hooks.step_done(self, cmd, elapsed)  # report: step times, command kinds
         mismatches = compare(step.expect, outcome.field, self.bindings, has_error=True)
         if mismatches:
             self._diverge(type(cmd).__name__, repr(cmd), mismatches)
@@ -266,6 +268,7 @@ class ModelMachine(RuleBasedStateMachine):
             journal=self.journal,
             note=note,
         )
+        hooks.divergence_seen(self, divergence, divergence.signature in stats.known_signatures())
         if divergence.signature in stats.known_signatures():
             self._stats.known_hits[divergence.signature] += 1
             self.tainted = divergence.signature

@@ -22,7 +22,7 @@ from hypothesis import settings
 from hypothesis.errors import Flaky
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
-from . import budgets, stats
+from . import budgets, hooks, stats
 from .budgets import Budget
 from .divergence import Divergence
 
@@ -52,6 +52,7 @@ def run_machine(
     """
     __tracebackhide__ = True  # the user's test and the failing rule are what matter
     chosen = budgets.get_budget(budget) if budget is not None else budgets.active()
+    hooks.run_started(chosen)  # traces record the budget; live progress shows its time box
     base = settings(budgets.hypothesis_settings(chosen), **overrides)
     previous_known = stats.known_signatures()
     if known is not None:
@@ -139,10 +140,12 @@ def _run_once(factory: Factory, config: settings, seed: int | None) -> None:
         run_state_machine_as_test(make, settings=config)
     except Divergence as found:
         stats.stats_for(found.machine).divergences[found.signature] += 1
+        hooks.divergence_reported(found, seed)  # writes its trace, appends the replay command
         raise
     except BaseExceptionGroup as group:
         for each in _divergences_in(group):
             stats.stats_for(each.machine).divergences[each.signature] += 1
+            hooks.divergence_reported(each, seed)
         raise
 
 
