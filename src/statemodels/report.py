@@ -237,6 +237,19 @@ def from_traces(paths: Iterable[Path]) -> list[dict[str, Any]]:
     return out
 
 
+def load(path: str | Path) -> dict[str, Any]:
+    """Read a report's JSON; a missing or foreign file is a one-line error."""
+    from .errors import ConfigurationError
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigurationError(f"cannot read report {str(path)!r}: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ConfigurationError(f"{str(path)!r} is not a statemodels report JSON")
+    return data
+
+
 def write(report: dict[str, Any], path: str | Path) -> tuple[Path, Path]:
     """Write ``PATH.html`` and ``PATH.json``; returns both paths."""
     html_path = Path(path)
