@@ -66,7 +66,7 @@ def _bench_dir(given: str | None) -> Path:
         if any(folder.glob("bench_*.py")):
             return folder
     if given:
-        raise StatemodelsError(f"no bench_*.py scripts in {given!r}: pass the benchmarks folder")
+        raise StatemodelsError(f"no benchmarks in {given!r}: pass the folder of bench_*.py scripts")
     raise StatemodelsError(
         "statemodels bench runs the scripts in benchmarks/ of a statemodels checkout, which an "
         "installed wheel does not carry: run it from the repository root, or pass --dir "

@@ -210,9 +210,10 @@ class TraceWriter:
 
     def divergence_reported(self, divergence: Divergence, seed: int | None) -> None:
         path, data = self.write(divergence, seed=seed, known=False)
-        hint = replay_hint(data, path)
-        # The text pytest prints is the exception's args: end it with how to replay it.
-        divergence.args = (f"{divergence.render()}\n{hint}",)
+        # A note, not the message: pytest prints notes after the message and after the notes
+        # Hypothesis added (its falsifying example), so how to replay it is what the text ends
+        # with. ``str(divergence)`` stays the divergence itself.
+        divergence.add_note(replay_hint(data, path))
 
     # -- files --------------------------------------------------------------------------------
 
