@@ -307,7 +307,7 @@ def _histogram_svg(sample_ms: Sequence[float], width: int = 420, height: int = 1
     return (
         f'<svg class="chart histogram" role="img" aria-label="step-time histogram" '
         f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
-        f'<text x="30" y="14" font-size="12">step time (ms, log scale), {len(sample_ms)} '
+        f'<text x="30" y="14" font-size="12">step time (ms, log scale), sample of {len(sample_ms)} '
         f"steps</text>{''.join(bars)}"
         f'<line x1="30" y1="{height - 20}" x2="{width - 10}" y2="{height - 20}" stroke="#333"/>'
         f'<text x="30" y="{height - 5}" font-size="11">{lo:.3g}</text>'
