@@ -116,8 +116,11 @@ def test_the_report_renders_in_chromium_with_charts_and_a_divergence(
         "known.txt",
         "--statemodels-report",
         "out/report.html",
+        "--statemodels-progress",
+        "off",
     )
     result.assert_outcomes(passed=1, failed=1)
+    assert not [line for line in result.outlines if line.startswith("statemodels: Register")]
     page = pytester.path / "out" / "report.html"
     data = json.loads((pytester.path / "out" / "report.json").read_text(encoding="utf-8"))
     result.stdout.fnmatch_lines(["report: out/report.html (data: out/report.json)"])
