@@ -60,8 +60,10 @@ def _mutants(args: argparse.Namespace) -> int:
 def _bench_dir(given: str | None) -> Path:
     """The benchmarks folder: --dir, else ./benchmarks, else the checkout this package runs from
     (an editable install), else a one-line error saying what is needed."""
-    candidates = [Path(given)] if given else []
-    candidates += [Path("benchmarks"), Path(__file__).resolve().parents[2] / "benchmarks"]
+    if given:
+        candidates = [Path(given)]
+    else:
+        candidates = [Path("benchmarks"), Path(__file__).resolve().parents[2] / "benchmarks"]
     for folder in candidates:
         if any(folder.glob("bench_*.py")):
             return folder
