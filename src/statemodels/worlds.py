@@ -141,8 +141,7 @@ def _describe_pggit(machine: Any) -> dict[str, Any]:
         "system": "pgGit-compatible database (bundled statemodels.pggit.system)",
         "target": mask_dsn(machine.driver.dsn),
         "attached": bool(os.environ.get("STATEMODELS_PG_DSN")),
-        # The mutants are installed into the template: the driver cannot see them. A replay of
-        # a pggit mutant hunt takes them with --mutants.
+        # Read by the driver from the install's schema comment (bundled system only).
         "mutants": sorted(getattr(machine.driver, "mutants", ()) or ()),
     }
 
