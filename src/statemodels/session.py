@@ -95,6 +95,8 @@ class LoopPlugin:
             if redraw:
                 tw.write("\r" + text + "\x1b[K", flush=True)
             else:
+                if tw.width_of_current_line:  # pytest's dots: start a line of our own
+                    tw.line()
                 tw.line(text)
                 tw.flush()
 

@@ -1,0 +1,69 @@
+"""Trace files in-process: a reported divergence and a known one searched past each write one;
+the divergence's notes end with how to replay it; traces never hold a password."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from statemodels import trace as traces
+from statemodels import worlds
+from statemodels.engine import Divergence, hooks, run_machine
+from statemodels.register import RegisterDriver, RegisterMachine
+
+KNOWN = "RegisterMachine/Delete/existed:differs"
+
+
+def test_a_known_divergence_searched_past_and_the_reported_one_both_leave_traces(
+    statemodels_redis,
+) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="statemodels-"))
+    writer = traces.TraceWriter(folder)
+    hooks.subscribe(writer)
+    bugs = {"delete-reports-missing", "incr-from-one"}
+    try:
+        with pytest.raises(Divergence) as info:
+            run_machine(
+                lambda: RegisterMachine(RegisterDriver(statemodels_redis, bugs)),
+                budget="ci",
+                known=[KNOWN],
+                database=None,
+                derandomize=True,
+            )
+    finally:
+        hooks.unsubscribe(writer)
+    try:
+        by_signature = {d["signature"]: (p, d) for p, d in writer.written.items()}
+        reported = info.value.signature
+        assert reported != KNOWN and set(by_signature) == {KNOWN, reported}
+        _, known = by_signature[KNOWN]
+        assert known["known"] is True and known["commands"][-1]["$type"].endswith(".Delete")
+        path, found = by_signature[reported]
+        assert found["known"] is False and found["mutants"] == sorted(bugs)
+        assert (
+            path == folder / "RegisterMachine" / f"{traces.short_hash(reported, sorted(bugs))}.json"
+        )
+        assert json.loads(path.read_text(encoding="utf-8")) == json.loads(json.dumps(found))
+        last_note = info.value.__notes__[-1]
+        assert last_note.startswith(f"replay: statemodels replay {path}")
+        assert "print(replay('RegisterMachine', [" in last_note
+    finally:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("address", "shown"),
+    [
+        ("redis://:s3cret@db:6380/0", "redis://:***@db:6380/0"),
+        ("postgresql://me:s3cret@db:5433/x", "postgresql://me:***@db:5433/x"),
+        ("host=db password=s3cret user=me", "host=db password=*** user=me"),
+        ("redis://db:6380/0", "redis://db:6380/0"),
+    ],
+)
+def test_addresses_in_traces_never_hold_a_password(address: str, shown: str) -> None:
+    assert worlds.redact(address) == shown
