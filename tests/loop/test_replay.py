@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import statemodels
+from statemodels.cli import main as cli_main
 
 pytest_plugins = ["pytester"]
 
@@ -75,7 +76,7 @@ def edited_package() -> Iterator[Path]:
 
 
 def test_a_ci_failure_replays_after_the_strategies_changed_and_becomes_a_regression_test(
-    pytester: pytest.Pytester, edited_package: Path
+    pytester: pytest.Pytester, edited_package: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pytester.makepyfile(test_found=FAILING_RUN)
     found = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--budget", "ci")
@@ -115,42 +116,39 @@ def test_a_ci_failure_replays_after_the_strategies_changed_and_becomes_a_regress
     assert again.returncode == 1, again.stderr
     assert "signature: RegisterMachine/Incr/value:differs" in again.stdout
     assert f"replay: statemodels replay {match.group(1)}" in again.stdout
-    fixed = _run(
-        [*cli, "replay", str(trace_path), "--mutants", ""],
-        cwd=pytester.path,
-        pythonpath=edited_package,
-    )
-    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
-    assert fixed.stdout.startswith("no longer diverges:")
 
-    # The regression test: fails while the bug is there, passes once it is gone.
-    source = _run(
-        [*cli, "replay", "--pytest", str(trace_path)], cwd=pytester.path, pythonpath=edited_package
-    )
-    assert source.returncode == 0, source.stderr
+    # Without the bug, in this process: exit 0 and "no longer diverges"; and the test source.
+    capsys.readouterr()  # what pytester printed so far
+    assert cli_main(["replay", str(trace_path), "--mutants", ""]) == 0
+    assert capsys.readouterr().out.startswith("no longer diverges: ")
+    assert cli_main(["replay", "--pytest", str(trace_path)]) == 0
+    source = capsys.readouterr().out
+    compile(source, "test_incr_regression.py", "exec")
     tests = pytester.path / "regressions"
     tests.mkdir()
-    (tests / "test_incr_regression.py").write_text(source.stdout, encoding="utf-8")
+    (tests / "test_incr_regression.py").write_text(source, encoding="utf-8")
     pytest_argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(tests)]
     broken = _run(pytest_argv, cwd=pytester.path, pythonpath=edited_package)
     assert broken.returncode == 1, broken.stdout + broken.stderr
     assert "still diverges" in broken.stdout and "Incr/value:differs" in broken.stdout
 
-    gone = source.stdout.replace("MUTANTS = ['incr-from-one']", "MUTANTS = []")
-    assert gone != source.stdout
+    gone = source.replace("MUTANTS = ['incr-from-one']", "MUTANTS = []")
+    assert gone != source
     (tests / "test_incr_regression.py").write_text(gone, encoding="utf-8")
     passing = _run(pytest_argv, cwd=pytester.path, pythonpath=edited_package)
     assert passing.returncode == 0, passing.stdout + passing.stderr
     assert "1 passed" in passing.stdout
 
 
-def test_replay_of_a_missing_or_foreign_file_is_a_one_line_error(tmp_path: Path) -> None:
+def test_replay_of_a_missing_or_foreign_file_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     foreign = tmp_path / "x.json"
     foreign.write_text('{"hello": 1}', encoding="utf-8")
     for path, message in [
         (tmp_path / "none.json", "cannot read trace"),
         (foreign, "is not a statemodels trace"),
     ]:
-        proc = _run([sys.executable, "-m", "statemodels.cli", "replay", str(path)], cwd=tmp_path)
-        assert proc.returncode == 2
-        assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+        assert cli_main(["replay", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
