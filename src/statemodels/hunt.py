@@ -9,7 +9,8 @@ shrunk repro has and its signature::
     mutant                       caught  first s  total s  examples  steps  signature
     register/cas-blind           yes        0.01     0.09         1      1  RegisterMachine/Cas/...
 
-The table is printed and written as JSON (``--json PATH``; default
+``first s`` counts from the start of the hunt, building its world included (a pggit template
+install). The table is printed and written as JSON (``--json PATH``; default
 ``.statemodels/hunt.json``). A mutant not caught is a row saying so, not an exception: the
 table is the point. The servers a domain needs are started here and stopped after (or attached
 to with ``STATEMODELS_REDIS_URL`` / ``STATEMODELS_PG_DSN``).

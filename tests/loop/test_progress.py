@@ -4,6 +4,7 @@ nothing when off -- driven by the engine's hooks."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -69,9 +70,27 @@ def test_register(statemodels_redis):
 """
 
 
-def test_a_pytest_run_shows_progress_through_capture(pytester: pytest.Pytester) -> None:
+TOY_BUG = """
+from toy import CounterMachine, CounterSystem
+from statemodels.engine import run_machine
+
+def test_counter_with_a_bug():
+    bug = frozenset({"add-3-twice"})
+    run_machine(
+        lambda: CounterMachine(CounterSystem(bug)), budget="ci", database=None, derandomize=True
+    )
+"""
+
+
+def test_a_pytest_run_shows_progress_and_a_summary_that_tells_hunts_from_the_system(
+    pytester: pytest.Pytester,
+) -> None:
     # (--statemodels-progress off is the report test's run: no such line there.)
-    pytester.makepyfile(test_register=REGISTER)
+    pytester.makepyfile(
+        test_register=REGISTER,
+        toy=(Path(__file__).parent.parent / "properties" / "toy.py").read_text(encoding="utf-8"),
+        test_toy=TOY_BUG,
+    )
     result = pytester.runpytest_subprocess(
         "-p",
         "no:cacheprovider",
@@ -80,7 +99,17 @@ def test_a_pytest_run_shows_progress_through_capture(pytester: pytest.Pytester) 
         "--statemodels-progress-every",
         "0.01",
     )
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*statemodels: divergences*",
+            "systems under test: 1 diverged",
+            "    CounterMachine/Add/* (* steps)  test_toy.py::test_counter_with_a_bug",
+            "        statemodels replay .statemodels/traces/CounterMachine/*.json",
+            "mutant hunts: 0 mutant(s) caught",
+            "traces written (1) under .statemodels/traces",
+        ]
+    )
     lines = [line for line in result.outlines if line.startswith("statemodels: RegisterMachine")]
     assert lines, result.stdout.str()
     assert re.search(r"examples \d+  steps \d+  [\d.]+ steps/s  divergences 0", lines[-1])
