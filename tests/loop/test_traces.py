@@ -67,3 +67,29 @@ def test_a_known_divergence_searched_past_and_the_reported_one_both_leave_traces
 )
 def test_addresses_in_traces_never_hold_a_password(address: str, shown: str) -> None:
     assert worlds.redact(address) == shown
+
+
+def test_a_relay_trace_replays_on_a_fresh_bundled_relay_with_its_config() -> None:
+    from statemodels import codec
+    from statemodels.replay import replay_trace
+    from statemodels.supervisor import RelayConfig
+    from statemodels.supervisor.commands import AddRule, ListRules, Output, Rule
+
+    commands = [
+        AddRule(Rule("eth0", "239.1.1.1", 5000, (Output("239.2.2.2", 6000, "lo"),))),
+        AddRule(Rule("lo", "239.1.1.2", 0, (Output("239.2.2.3", 6001, "eth0"),))),
+        ListRules(),
+    ]
+    config = RelayConfig(mutants=frozenset({"port-zero-accepted"}))
+    data = {
+        "format": traces.FORMAT,
+        "machine": "RelayMachine",
+        "mutants": ["port-zero-accepted"],
+        "world": {"config": codec.encode(config), "mutants": ["port-zero-accepted"]},
+        "commands": [codec.encode(c) for c in commands],
+    }
+    found = replay_trace(data)
+    assert found.divergence is not None
+    assert found.divergence.signature == "RelayMachine/AddRule/error:succeeded"
+    assert found.divergence.step == 2
+    assert not replay_trace(data, mutants=[]).diverged
