@@ -50,7 +50,8 @@ CHROMIUM_FLAGS = [
 
 
 def _chromium() -> str | None:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+    found = next((path for path in map(shutil.which, names) if path), None)
     if found is None and os.environ.get("CI"):
         pytest.fail("CI must have Debian's chromium for the report test: apt-get install chromium")
     return found
