@@ -130,10 +130,15 @@ def _hunt(args: argparse.Namespace) -> int:
     from . import hunt
 
     domains = [args.domain] if args.domain else None
+    done: list[hunt.HuntResult] = []
+
+    def row(result: hunt.HuntResult) -> None:
+        print(hunt.render(result), flush=True)
+        done.append(result)
+        hunt.write_json(done, args.json)  # an interrupted hunt keeps the rows it has
+
     print(hunt.HEADER, flush=True)
-    results = hunt.hunt(
-        domains, only=args.mutant or None, on_result=lambda r: print(hunt.render(r), flush=True)
-    )
+    results = hunt.hunt(domains, only=args.mutant or None, on_result=row)
     path = hunt.write_json(results, args.json)
     caught = sum(r.caught for r in results)
     print(f"{caught} of {len(results)} mutants caught; table written to {path}")
