@@ -140,7 +140,7 @@ def _run_once(factory: Factory, config: settings, seed: int | None) -> None:
         run_state_machine_as_test(make, settings=config)
     except Divergence as found:
         stats.stats_for(found.machine).divergences[found.signature] += 1
-        hooks.divergence_reported(found, seed)  # writes its trace, appends the replay command
+        hooks.divergence_reported(found, seed)  # writes its trace, adds the replay note
         raise
     except BaseExceptionGroup as group:
         for each in _divergences_in(group):
