@@ -146,6 +146,29 @@ OPTIONS: dict[str, Option] = {
             "known",
             "file of known divergence signatures (one per line): recorded, searched past",
         ),
+        # -- the user's loop: traces, report, live progress (statemodels.session) --
+        Option(
+            "trace_dir",
+            "where divergence traces go, as <dir>/<machine>/<hash>.json ('off': none); "
+            "replay one with: statemodels replay TRACE",
+            default=".statemodels/traces",
+        ),
+        Option(
+            "report",
+            "write an HTML report of the run to this path (and PATH.json beside it)",
+        ),
+        Option(
+            "progress",
+            "live progress: auto (an updating line on a terminal, a plain line every "
+            "progress_every seconds otherwise), tty, plain or off",
+            default="auto",
+        ),
+        Option(
+            "progress_every",
+            "seconds between plain progress lines (non-terminal output)",
+            default=30.0,
+            convert=float,
+        ),
     )
 }
 

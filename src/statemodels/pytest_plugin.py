@@ -106,6 +106,10 @@ def pytest_configure(config: pytest.Config) -> None:
         from .preflight import check_options
 
         check_options({name: option_value(config, name) for name in OPTIONS})
+
+        from . import session  # the user's loop: traces, report, live progress (issue 12)
+
+        session.configure(config, option_value)
     except StatemodelsError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_AUDIT_FAILED] = []
@@ -330,12 +334,9 @@ def summary_lines() -> list[str]:
                 f"{sum(s.divergences.values()):>8} {sum(s.known_hits.values()):>5} "
                 f"{sum(s.mutants_caught.values()):>7}  {changed}"
             )
-            for signature, count in sorted(s.divergences.items()):
-                out.append(f"    diverged ({count}x): {signature}")
+            # Each divergence, with its replay command, is listed under "statemodels: divergences".
             for signature, count in sorted(s.known_hits.items()):
                 out.append(f"    known, searched past ({count}x): {signature}")
-            for signature, count in sorted(s.mutants_caught.items()):
-                out.append(f"    mutant caught by a hunt ({count}x): {signature}")
             out.extend(_command_lines(s))
     not_seen = stats.known_not_seen() if stats.known_entries() else []
     if not_seen:

@@ -36,3 +36,41 @@ def test_bad_names_are_one_line_errors(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"statemodels: error: {message}")
+
+
+def test_version_names_the_library_and_hypothesis(capsys: pytest.CaptureFixture[str]) -> None:
+    import hypothesis
+
+    import statemodels
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"statemodels {statemodels.__version__} (Hypothesis ")
+    assert hypothesis.__version__ in out
+
+
+def test_help_is_plain_text_and_lists_every_option_with_its_three_spellings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from statemodels.options import OPTIONS
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out  # no raw RST
+    for name in ("replay", "report", "hunt", "bench", "budgets", "mutants"):
+        assert f"statemodels {name}" in out
+    for option in OPTIONS.values():
+        (line,) = [x for x in out.splitlines() if x.strip().startswith(option.flag + " ")]
+        assert option.env in line and f"ini {option.ini}" in line
+
+
+def test_bench_outside_a_checkout_folder_still_finds_the_checkout(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from statemodels.cli import _bench_dir
+
+    monkeypatch.chdir(tmp_path)
+    assert (_bench_dir(None) / "bench_engine.py").is_file()

@@ -8,13 +8,14 @@ the external-DSN test then clones that one per example instead of a database it 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from statemodels.engine import run_machine
+from statemodels.engine import catch_mutant, run_machine
 from statemodels.errors import ConfigurationError
 from statemodels.infra import PostgresServer, TemplateJanitor
 from statemodels.pggit import (
@@ -99,3 +100,15 @@ def test_a_database_without_pggit_is_a_one_line_error(statemodels_postgres: Post
         PggitDriver(statemodels_postgres.dsn)
     message = str(info.value)
     assert "pggit.commit_changes" in message and "\n" not in message
+
+
+@pytest.mark.mutant
+def test_pggit_machine_catches_a_seeded_bug(statemodels_postgres: PostgresServer) -> None:
+    """The sample hunt of a first run; every mutant is hunted in tests/mutants/."""
+    # The quickest catch of the catalogue (statemodels hunt pggit): the first run stays short.
+    mutants = frozenset({"name-from-identity"})
+    with TemplateJanitor(
+        statemodels_postgres, name="pggit_sample", install=lambda conn: install(conn, mutants)
+    ) as worlds:
+        found = catch_mutant(machine_factory(worlds), budget="ci", max_steps=5)
+    assert re.search(r"^PggitMachine/view/.*objects:differs", found.signature), found.signature

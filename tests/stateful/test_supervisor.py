@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from statemodels.engine import eventually, run_machine
+from statemodels.engine import catch_mutant, eventually, run_machine
 from statemodels.errors import ServerError
 from statemodels.infra.processes import ProcessIdentity, kill, live_descendants, wait_gone
 from statemodels.pytest_plugin import option_value
@@ -198,3 +198,11 @@ def test_nothing_outlives_a_supervisord_that_was_sigkilled() -> None:
         server.stop()
     assert not server.directory.exists()
     assert [p.pid for p in live_descendants(exclude_pids=before)] == []
+
+
+@pytest.mark.mutant
+def test_relay_machine_catches_a_seeded_bug() -> None:
+    """The sample hunt of a first run; every mutant is hunted in tests/mutants/."""
+    with RelayPool(RelayConfig(mutants=frozenset({"port-zero-accepted"}))) as pool:
+        found = catch_mutant(lambda: bundled_relay_machine(pool=pool), budget="ci", max_steps=6)
+    assert found.signature == "RelayMachine/AddRule/error:succeeded", found.signature

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import attrs
 from hypothesis.stateful import RuleBasedStateMachine, invariant
 
-from . import budgets, stats
+from . import budgets, hooks, stats
 from .divergence import Journal, Mismatch, divergence_class, signature_of
 from .eventually import EventuallyTimeout, eventually
 from .expect import Bindings, Expect, expect_map, succeeds
@@ -184,6 +184,7 @@ class ModelMachine(RuleBasedStateMachine):
         self._stall = StallMeter()
         self._stats = stats.stats_for(self.name)
         self._stats.examples += 1
+        hooks.example_started(self)  # live progress, report
 
     @property
     def name(self) -> str:
@@ -215,6 +216,7 @@ class ModelMachine(RuleBasedStateMachine):
         self.bindings.stalled = self._stall.since(mark, duration=elapsed)
         self._stats.record_step(elapsed)
         self.journal.record(cmd, outcome.summary(), elapsed)
+        hooks.step_done(self, cmd, elapsed)  # report: step times, command kinds
         parts = step.parts
         mismatches = compare(step.expect, outcome.field, self.bindings, has_error=True, parts=parts)
         changed = step.model != self.model
@@ -356,10 +358,10 @@ class ModelMachine(RuleBasedStateMachine):
             note=note,
         )
         known = stats.match_known(divergence)
+        hooks.divergence_seen(self, divergence, known is not None)  # traces, report, progress
         if known is None:
             raise divergence
         self._stats.known_hits[known] += 1
-        stats.record_known_divergence(divergence)
         if resumable:
             return True
         self.tainted = known

@@ -37,7 +37,7 @@ from hypothesis.errors import Flaky
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from ..errors import ConfigurationError, StatemodelsError
-from . import budgets, stats
+from . import budgets, hooks, stats
 from .budgets import Budget
 from .divergence import Divergence
 
@@ -121,6 +121,7 @@ def run_machine(
         raise ConfigurationError(
             f"budget minutes must be a finite number > 0 (got {chosen.minutes!r})"
         )
+    hooks.run_started(chosen)  # traces record the budget; live progress shows its time box
     base = settings(budgets.hypothesis_settings(chosen), **overrides)
     previous_known = stats.known_entries()
     if known is not None:
@@ -249,10 +250,12 @@ def _run_once(factory: Factory, config: settings, seed: int | None, key: bytes =
         run_state_machine_as_test(make, settings=config)
     except Divergence as found:
         stats.stats_for(found.machine).divergences[found.signature] += 1
+        hooks.divergence_reported(found, seed)  # writes its trace, adds the replay note
         raise
     except BaseExceptionGroup as group:
         for each in _divergences_in(group):
             stats.stats_for(each.machine).divergences[each.signature] += 1
+            hooks.divergence_reported(each, seed)
         raise
 
 

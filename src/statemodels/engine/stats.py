@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,7 +43,6 @@ __all__ = [
     "load_known",
     "match_known",
     "note_example",
-    "on_known_divergence",
     "registry",
     "set_known",
 ]
@@ -179,20 +178,6 @@ def match_known(divergence: Divergence) -> str | None:
         _legacy_hints[legacy] = divergence.signature
         return legacy
     return None
-
-
-_known_listeners: list[Callable[[Divergence], None]] = []
-
-
-def on_known_divergence(listener: Callable[[Divergence], None]) -> None:
-    """Call ``listener`` with every known divergence searched past (traces, reports)."""
-    _known_listeners.append(listener)
-
-
-def record_known_divergence(divergence: Divergence) -> None:
-    """A known divergence was searched past: tell the listeners."""
-    for listener in _known_listeners:
-        listener(divergence)
 
 
 def known_not_seen() -> list[KnownSignature]:

@@ -117,6 +117,8 @@ class PggitDriver:
             #: The role every commit must name as its author.
             self.role: str = self._check_schema()
             self._baseline = self._read_baseline()
+            #: Seeded bugs of a bundled install (traces record them; empty for a real pgGit).
+            self.mutants: frozenset[str] = self._read_mutants()
         except BaseException:
             self.close()
             raise
@@ -171,6 +173,17 @@ class PggitDriver:
         ).fetchone()
         assert row is not None
         return (int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+    def _read_mutants(self) -> frozenset[str]:
+        from .system import MUTANTS_NOTE
+
+        row = self._conn.execute(
+            "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = 'pggit'"
+        ).fetchone()
+        note = row[0] if row and row[0] else ""
+        if not note.startswith(MUTANTS_NOTE):
+            return frozenset()
+        return frozenset(m for m in note[len(MUTANTS_NOTE) :].split(",") if m)
 
     # -- the protocol --------------------------------------------------------------------------
 

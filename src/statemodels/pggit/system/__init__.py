@@ -70,12 +70,16 @@ from importlib import resources
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from ...engine import check_mutants
 from .mutants import MUTANTS, apply_mutants
 
-__all__ = ["MUTANTS", "install", "install_sql"]
+__all__ = ["MUTANTS", "MUTANTS_NOTE", "install", "install_sql"]
+
+#: How an install with seeded bugs names them: the pggit schema's comment starts with this.
+MUTANTS_NOTE = "statemodels mutants: "
 
 
 def install_sql(mutants: Iterable[str] = frozenset(), *, dblink_conninfo: str = "") -> str:
@@ -109,3 +113,8 @@ def install(conn: psycopg.Connection[Any], mutants: Iterable[str] = frozenset())
     # Only the dblink mutant uses this: a second connection back to this very server.
     conninfo = make_conninfo(host=info.host, port=info.port, user=info.user)
     conn.execute(install_sql(chosen, dblink_conninfo=conninfo).encode())
+    if chosen:
+        # Said where the driver can read it, so a divergence's trace names the seeded bugs and
+        # ``statemodels replay`` rebuilds the same world (nothing judges schema comments).
+        note = MUTANTS_NOTE + ",".join(sorted(chosen))
+        conn.execute(sql.SQL("COMMENT ON SCHEMA pggit IS {}").format(sql.Literal(note)))

@@ -4,7 +4,7 @@ A mutant is a list of exact text replacements on ``pggit.sql``: the installer sw
 fragment for the mistaken one. Each fragment must occur exactly once, so an edit of the SQL that
 silently disarms a mutant fails the install instead. Every mutant has a test proving the pggit
 machine catches it within the ``ci`` budget with a repro of at most five steps
-(``tests/stateful/test_pggit_mutants.py``).
+(``tests/mutants/test_pggit_mutants.py``).
 
 Example::
 

@@ -1,0 +1,32 @@
+"""``statemodels hunt``: the mutant benchmark table, printed and written as JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_hunt_prints_and_writes_the_table(tmp_path: Path) -> None:
+    out = tmp_path / "hunt.json"
+    argv = [sys.executable, "-m", "statemodels.cli", "hunt", "register"]
+    argv += ["--mutant", "incr-from-one", "--json", str(out)]
+    proc = subprocess.run(
+        argv, cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:3] == ["mutant", "caught", "first"]
+    assert lines[1].split()[:2] == ["register/incr-from-one", "yes"]
+    assert lines[1].endswith("RegisterMachine/Incr/value:differs")
+    assert lines[-1] == f"1 of 1 mutants caught; table written to {out}"
+    table = json.loads(out.read_text(encoding="utf-8"))
+    assert table["summary"] == {
+        "mutants": 1,
+        "caught": 1,
+        "total_seconds": table["summary"]["total_seconds"],
+    }
+    (incr,) = table["hunts"]
+    assert incr["signature"] == "RegisterMachine/Incr/value:differs" and incr["steps"] == 1
+    assert incr["examples"] >= 1 and incr["total_seconds"] >= incr["first_seconds"] > 0
