@@ -73,7 +73,7 @@ class Orchestrator(Protocol):
 
     def states(self) -> dict[str, ServiceState]: ...
 
-    def restart(self, name: str) -> None: ...
+    def restart(self, name: str, timeout: float | None = None) -> None: ...
 
     def start(self, name: str) -> None: ...
 
@@ -194,8 +194,8 @@ class ProcessComposeClient:
             running=status == "Running",
         )
 
-    def restart(self, name: str) -> None:
-        self.request("POST", f"/process/restart/{name}", timeout=self.restart_timeout)
+    def restart(self, name: str, timeout: float | None = None) -> None:
+        self.request("POST", f"/process/restart/{name}", timeout=timeout or self.restart_timeout)
 
     def start(self, name: str) -> None:
         self.request("POST", f"/process/start/{name}", timeout=self.restart_timeout)
@@ -257,13 +257,13 @@ class SupervisordClient:
             )
         return out
 
-    def restart(self, name: str) -> None:
+    def restart(self, name: str, timeout: float | None = None) -> None:
         try:
-            self._call("stopProcess", name, True, timeout=self.restart_timeout)
+            self._call("stopProcess", name, True, timeout=timeout or self.restart_timeout)
         except OrchestratorError as exc:
             if exc.code != "NOT_RUNNING":
                 raise
-        self._call("startProcess", name, True, timeout=self.restart_timeout)
+        self._call("startProcess", name, True, timeout=timeout or self.restart_timeout)
 
     def start(self, name: str) -> None:
         self._call("startProcess", name, True, timeout=self.restart_timeout)

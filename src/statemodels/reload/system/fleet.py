@@ -26,13 +26,15 @@ import contextlib
 import datetime
 import hashlib
 import itertools
+import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import attrs
 import psutil
@@ -89,7 +91,7 @@ class BuildRecord:
 
 
 def parse_version_file(text: str) -> dict[str, str]:
-    """``commit: x`` lines into ``{"commit": "x", ...}`` (unknown keys kept, blank lines skipped)."""
+    """``commit: x`` lines into ``{"commit": "x", ...}`` (unknown keys kept, blanks skipped)."""
     out: dict[str, str] = {}
     for line in text.splitlines():
         key, sep, value = line.partition(":")
@@ -219,8 +221,7 @@ class BundledFleet:
 
     def _write_version(self, name: str, record: BuildRecord) -> None:
         text = (
-            f"commit: {record.commit}\ntimestamp: {record.timestamp}\n"
-            f"checksum: {record.checksum}\n"
+            f"commit: {record.commit}\ntimestamp: {record.timestamp}\nchecksum: {record.checksum}\n"
         )
         fd, tmp = tempfile.mkstemp(prefix=".version-", dir=self.bin_dir(name))
         with os.fdopen(fd, "w") as fh:
@@ -248,6 +249,24 @@ class BundledFleet:
         tmp.write_bytes(b"\x7fELF-truncated-download")
         tmp.chmod(0o755)
         os.replace(tmp, target)
+
+    reports = True
+
+    def report(self, name: str, timeout: float = 0.5) -> dict[str, Any] | None:
+        """What ``name`` says about itself on its status socket (None if it does not answer):
+        name, commit, timestamp, pid, and for a dependent connected / dep_pid / reconnects."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout)
+                sock.connect(str(self.socket(name)))
+                sock.sendall(b"STATUS\n")
+                data = b""
+                while chunk := sock.recv(4096):
+                    data += chunk
+            report = json.loads(data)
+        except (OSError, ValueError):
+            return None
+        return report if isinstance(report, dict) else None
 
     # -- lifetime -----------------------------------------------------------------------------
 

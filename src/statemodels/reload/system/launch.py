@@ -45,7 +45,10 @@ _SCRIPT = str(Path(_orchestrator_module.__file__))
 class OrchestratorProcess(Protocol):
     """An orchestrator we started: its client and its process."""
 
-    client: Orchestrator
+    @property
+    def client(self) -> Orchestrator: ...
+
+    def pids(self) -> set[int]: ...
 
     def identity(self) -> ProcessIdentity | None: ...
 

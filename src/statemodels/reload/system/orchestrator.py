@@ -172,7 +172,7 @@ class Orchestrator:
             svc.exit_code = code if code >= 0 else 128 - code
             svc.is_ready = False
             svc.popen = None
-            if code == 0 or code in (-signal.SIGTERM, -signal.SIGKILL) and svc.status != "Running":
+            if code == 0:
                 svc.status = "Completed"
                 return
             if svc.restarts >= self.max_restarts:
