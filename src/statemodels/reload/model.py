@@ -30,7 +30,7 @@ from typing import Any
 
 import attrs
 
-from ..engine import AnyOf, Bind, Bindings, Expect, Fails, Same, Step, Within
+from ..engine import AnyOf, Bind, Bindings, Expect, Fails, Step, Within
 from .commands import (
     BreakBinary,
     Build,
@@ -46,6 +46,7 @@ from .commands import (
 
 __all__ = [
     "FreshChecksum",
+    "Kept",
     "Later",
     "NoGrowth",
     "PidOf",
@@ -81,6 +82,24 @@ class Renewed(Expect):
 
     def describe(self, bindings: Bindings) -> str:
         return f"a new process (not {bindings.get(self.slot)!r})"
+
+
+@attrs.frozen
+class Kept(Expect):
+    """Equal to the value bound to ``slot`` (an unbound slot binds). Unlike ``Same`` its reason
+    carries no value, so signatures stay stable across runs."""
+
+    slot: str
+
+    def check(self, real: Any, bindings: Bindings) -> str | None:
+        bound = bindings.get(self.slot)
+        return None if bound == real or self.slot not in bindings.slots else "changed"
+
+    def bind(self, real: Any, bindings: Bindings) -> None:
+        bindings.slots[self.slot] = real
+
+    def describe(self, bindings: Bindings) -> str:
+        return f"same as {self.slot} = {bindings.get(self.slot)!r}"
 
 
 @attrs.frozen
@@ -255,17 +274,17 @@ class ReloadModel:
         for name, state in self.states:
             if name in changed or state == UNKNOWN:
                 continue
-            out[f"identity:{name}"] = Same(f"identity:{name}") if state == RUNNING else None
+            out[f"identity:{name}"] = Kept(f"identity:{name}") if state == RUNNING else None
         return out
 
     def _started(self, names: tuple[str, ...]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name in names:
             out[f"identity:{name}"] = Renewed(f"identity:{name}")
-            out[f"exe_sha256:{name}"] = Same(f"checksum:{name}")
+            out[f"exe_sha256:{name}"] = Kept(f"checksum:{name}")
             out[f"healthy_s:{name}"] = Within(0.0, self.tolerances.health_within)
             if self.reports:
-                out[f"commit:{name}"] = Same(f"commit:{name}")
+                out[f"commit:{name}"] = Kept(f"commit:{name}")
         return out
 
     def apply(self, cmd: Any) -> Step:
@@ -353,16 +372,16 @@ class ReloadModel:
             out["orchestrator"] = None
             for name, state in self.states:
                 if state == RUNNING:
-                    out[f"identity:{name}"] = Same(f"identity:{name}")
+                    out[f"identity:{name}"] = Kept(f"identity:{name}")
             return out
-        out["orchestrator"] = Same("orchestrator")
+        out["orchestrator"] = Kept("orchestrator")
         out["zombies"] = 0
         states = dict(self.states)
         for name, state in self.states:
             running = state == RUNNING
             out[f"running:{name}"] = running
-            out[f"identity:{name}"] = Same(f"identity:{name}") if running else None
-            out[f"restarts:{name}"] = Same(f"restarts:{name}")
+            out[f"identity:{name}"] = Kept(f"identity:{name}") if running else None
+            out[f"restarts:{name}"] = Kept(f"restarts:{name}")
             if self.reports and running:
                 for dep in self.deps(name)[:1]:
                     if states[dep] == RUNNING:

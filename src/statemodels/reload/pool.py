@@ -125,7 +125,7 @@ class FleetPool:
             except OSError:
                 intact = False
             if not intact:
-                self.fleet.build(spec.name)
+                self.fleet.build(spec.name, honest=True)
 
     def _verified(self, within: float) -> bool:
         orch = self.orchestrator

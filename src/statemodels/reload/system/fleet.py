@@ -7,6 +7,12 @@ and writes, beside the binary, the seeds' version file::
     timestamp: 2026-12-01T16:25:00.123456Z
     checksum: <sha256 of the binary>
 
+Two ways to build, both real: ``compile`` runs ``cc`` per build (~0.3 s, more on a loaded
+machine); ``stamp`` (the default) compiles one template per fleet with placeholder build strings
+and makes each build a copy of it with the commit and timestamp written into those bytes -- as a
+release pipeline stamps a version into a linked binary. Either way the bytes differ per build, so
+``sha256(/proc/<pid>/exe)`` and the commit the process reports prove which build runs.
+
 Both land atomically: each is written under a temporary name in the same directory and renamed
 over the old one (writing a running binary in place fails with ETXTBSY, and a reader must never
 see a half-written file). The binary goes first, so the version file always describes the binary
@@ -53,6 +59,11 @@ __all__ = [
 ]
 
 SOURCE = Path(__file__).with_name("service.c")
+
+# Placeholders compiled into the template (40 bytes each): a stamp overwrites them in place,
+# NUL-padded, so the C strings end where the stamp does.
+_COMMIT_SLOT = b"@SMCOMMIT@" + b"@" * 30
+_TIME_SLOT = b"@SMTIMESTAMP@" + b"@" * 27
 
 #: Seeded bugs of the bundled build step (the orchestrator's are in ``orchestrator.MUTANTS``).
 BUILDER_MUTANTS: dict[str, str] = {
@@ -104,6 +115,17 @@ def _now_iso() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _stamp(template: bytes, commit: str, timestamp: str) -> bytes:
+    """The template with the build's commit and timestamp written over the placeholders."""
+    out = template
+    for slot, value in ((_COMMIT_SLOT, commit), (_TIME_SLOT, timestamp)):
+        raw = value.encode()
+        if len(raw) >= len(slot):
+            raise ValueError(f"build stamp {value!r} is longer than {len(slot) - 1} bytes")
+        out = out.replace(slot, raw + b"\0" * (len(slot) - len(raw)), 1)
+    return out
+
+
 def _c_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -116,13 +138,19 @@ class BundledFleet:
     services: tuple[ServiceSpec, ...] = BUNDLED_SERVICES
     mutants: frozenset[str] = frozenset()
     cc: str = "cc"
+    mode: str = "stamp"
+    _template: bytes | None = None
     _counter: itertools.count[int] = attrs.field(factory=itertools.count)
     _first_timestamp: str | None = None
     _removed: bool = False
 
     @classmethod
     def create(
-        cls, services: Sequence[ServiceSpec] = BUNDLED_SERVICES, *, mutants: Iterable[str] = ()
+        cls,
+        services: Sequence[ServiceSpec] = BUNDLED_SERVICES,
+        *,
+        mutants: Iterable[str] = (),
+        mode: str = "stamp",
     ) -> BundledFleet:
         """A fresh fleet directory (in /dev/shm when there is one), every service built once.
 
@@ -137,9 +165,13 @@ class BundledFleet:
             )
         base = "/dev/shm" if os.path.isdir("/dev/shm") else None
         directory = Path(tempfile.mkdtemp(prefix="statemodels-reload-", dir=base))
-        fleet = cls(directory, tuple(services), check_mutants(mutants, BUILDER_MUTANTS), cc)
+        if mode not in ("stamp", "compile"):
+            raise ValueError(f"build mode {mode!r}: choose 'stamp' or 'compile'")
+        fleet = cls(directory, tuple(services), check_mutants(mutants, BUILDER_MUTANTS), cc, mode)
         try:
             (directory / "run").mkdir()
+            if mode == "stamp":
+                fleet._template = fleet._compile_template()
             for spec in fleet.services:
                 fleet.bin_dir(spec.name).mkdir(parents=True)
                 fleet.build(spec.name)
@@ -179,8 +211,11 @@ class BundledFleet:
 
     # -- builds -------------------------------------------------------------------------------
 
-    def build(self, name: str) -> BuildRecord:
-        """Compile a new build of ``name``; write binary, then version file, each by rename.
+    def build(self, name: str, *, honest: bool = False) -> BuildRecord:
+        """A new build of ``name``: binary, then version file, each written by rename.
+
+        ``honest`` ignores the builder's mutants: for the harness repairing the fleet between
+        examples, which is not the system under test.
 
         Raises:
             ServerError: the compiler failed (its first error line is in the message).
@@ -188,26 +223,25 @@ class BundledFleet:
         n = next(self._counter)
         commit = hashlib.sha1(f"{self.directory}:{name}:{n}".encode()).hexdigest()[:12]
         timestamp = _now_iso()
-        if "stale-timestamp" in self.mutants:
+        mutants = frozenset() if honest else self.mutants
+        if "stale-timestamp" in mutants:
             self._first_timestamp = self._first_timestamp or timestamp
             timestamp = self._first_timestamp
         bindir = self.bin_dir(name)
         fd, tmp = tempfile.mkstemp(prefix=f".build-{name}-", dir=bindir)
         os.close(fd)
         try:
-            argv = [self.cc, "-O1", "-o", tmp, str(SOURCE)]
-            argv += [f"-DSM_COMMIT={_c_string(commit)}", f"-DSM_TIMESTAMP={_c_string(timestamp)}"]
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-            if done.returncode != 0:
-                first = (done.stderr.strip().splitlines() or ["(no output)"])[0]
-                raise ServerError(f"building {name!r} with {self.cc!r} failed: {first}")
+            if self._template is not None:
+                Path(tmp).write_bytes(_stamp(self._template, commit, timestamp))
+            else:
+                self._compile(tmp, commit, timestamp)
             os.chmod(tmp, 0o755)
             target = self.binary(name)
             checksum = sha256_file(tmp)
-            if "wrong-checksum" in self.mutants and target.exists():
+            if "wrong-checksum" in mutants and target.exists():
                 checksum = sha256_file(target)
             record = BuildRecord(commit, timestamp, checksum)
-            if "torn-build" in self.mutants and target.exists():
+            if "torn-build" in mutants and target.exists():
                 self._write_version(name, record)
                 with contextlib.suppress(OSError):  # ETXTBSY while the old build runs
                     shutil.copyfile(tmp, target)
@@ -218,6 +252,28 @@ class BundledFleet:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+    def _compile(self, out: str, commit: str | bytes, timestamp: str | bytes) -> None:
+        def define(value: str | bytes) -> str:
+            return _c_string(value.decode() if isinstance(value, bytes) else value)
+
+        argv = [self.cc, "-O1", "-o", out, str(SOURCE)]
+        argv += [f"-DSM_COMMIT={define(commit)}", f"-DSM_TIMESTAMP={define(timestamp)}"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode != 0:
+            first = (done.stderr.strip().splitlines() or ["(no output)"])[0]
+            raise ServerError(f"building the reload fleet with {self.cc!r} failed: {first}")
+
+    def _compile_template(self) -> bytes:
+        out = self.directory / ".template"
+        self._compile(str(out), _COMMIT_SLOT, _TIME_SLOT)
+        try:
+            data = out.read_bytes()
+        finally:
+            out.unlink()
+        if data.count(_COMMIT_SLOT) != 1 or data.count(_TIME_SLOT) != 1:
+            raise ServerError("the compiled reload template does not carry its build placeholders")
+        return data
 
     def _write_version(self, name: str, record: BuildRecord) -> None:
         text = (
