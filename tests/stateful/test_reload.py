@@ -112,3 +112,87 @@ def test_an_unknown_orchestrator_kind_is_a_one_line_error() -> None:
     with pytest.raises(ConfigurationError) as info:
         FleetPool("kubernetes")
     assert "'kubernetes'" in str(info.value) and "\n" not in str(info.value)
+
+
+# -- a user's fleet ----------------------------------------------------------------------------
+
+# The seeds' own build step: compile, then write the version file (here: atomically, by rename).
+_BUILD_SH = """set -e
+src="$1"; bin="$2"; ver="$3"
+commit=$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \\n')
+stamp=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)
+cc -O1 -o "$bin.tmp" "$src" -DSM_COMMIT="\\"$commit\\"" -DSM_TIMESTAMP="\\"$stamp\\""
+mv "$bin.tmp" "$bin"
+{ echo "commit: $commit"; echo "timestamp: $stamp";
+  echo "checksum: $(sha256sum "$bin" | cut -d' ' -f1)"; } > "$ver.tmp"
+mv "$ver.tmp" "$ver"
+"""
+
+
+def _fleet_file(fleet: BundledFleet, *, build: str | None = None, extra: str = "") -> str:
+    from statemodels.reload.system.fleet import SOURCE
+
+    script = fleet.directory / "build.sh"
+    script.write_text(_BUILD_SH)
+    lines = [
+        "[orchestrator]",
+        'kind = "process-compose"',
+        f'socket = "{fleet.directory / "pc" / "pc.sock"}"',
+    ]
+    for spec in fleet.services:
+        cmd = build or (
+            f"sh {script} {SOURCE} {fleet.binary(spec.name)} {fleet.version_file(spec.name)}"
+        )
+        lines += [
+            f"[services.{spec.name}]",
+            f"build = {cmd!r}",
+            f'binary = "{fleet.binary(spec.name)}"',
+            f'version_file = "{fleet.version_file(spec.name)}"',
+            f'health = "unix://{fleet.socket(spec.name)}"',
+            f"depends_on = {list(spec.depends_on)!r}",
+        ]
+    path = fleet.directory / "fleet.toml"
+    path.write_text("\n".join(lines).replace("'", '"') + "\n" + extra)
+    return str(path)
+
+
+@pytest.fixture
+def user_fleet() -> Iterator[tuple[BundledFleet, str]]:
+    """A 'user's' fleet: the bundled services with a shell build script, under a running
+    Process Compose-compatible orchestrator the machine only attaches to."""
+    with BundledFleet.create() as fleet, BundledOrchestrator.start(fleet):
+        yield fleet, _fleet_file(fleet)
+
+
+def test_the_machine_drives_a_users_fleet_through_its_fleet_file(user_fleet, monkeypatch):
+    from statemodels.reload.userfleet import user_fleet_machine
+
+    _, path = user_fleet
+    monkeypatch.setenv("STATEMODELS_RELOAD_FLEET", path)
+    run_machine(lambda: user_fleet_machine(), max_examples=3, stateful_step_count=5)
+
+
+def test_a_users_fleet_with_bad_input_is_a_one_line_error(user_fleet, tmp_path) -> None:
+    from statemodels.reload.userfleet import load_user_fleet
+
+    fleet, path = user_fleet
+    cases = {
+        str(tmp_path / "nope.toml"): "does not exist",
+        _fleet_file(
+            fleet, extra='[services.ghost]\nbuild="true"\nbinary="x"\nversion_file="y"\n'
+        ): "unknown to process-compose",
+    }
+    for file, needle in cases.items():
+        with pytest.raises(ConfigurationError) as info:
+            load_user_fleet(file)
+        assert needle in str(info.value) and "\n" not in str(info.value), str(info.value)
+    with pytest.raises(ConfigurationError) as info:
+        load_user_fleet(path, orchestrator=f"process-compose:{tmp_path / 'no.sock'}")
+    assert "unreachable" in str(info.value) and "\n" not in str(info.value)
+    failing, _ = load_user_fleet(_fleet_file(fleet, build="echo cannot link >&2; exit 3"))
+    from statemodels.errors import ServerError
+
+    with pytest.raises(ServerError) as built:
+        failing.build("broker")
+    assert "exit 3" in str(built.value) and "cannot link" in str(built.value)
+    assert "\n" not in str(built.value)

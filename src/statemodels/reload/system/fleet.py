@@ -324,6 +324,9 @@ class BundledFleet:
             return None
         return report if isinstance(report, dict) else None
 
+    def healthy(self, name: str, timeout: float = 0.5) -> bool:
+        return self.report(name, timeout) is not None
+
     # -- lifetime -----------------------------------------------------------------------------
 
     def leftovers(self) -> list[psutil.Process]:
