@@ -54,8 +54,11 @@ _TERMINAL = {"Error", "Completed", "Skipped", "Disabled", "FATAL", "STOPPED", "E
 class Fleet(Protocol):
     """What the driver needs of a fleet: the bundled one, or a user's (``userfleet``)."""
 
-    services: tuple[ServiceSpec, ...]
-    reports: bool
+    @property
+    def services(self) -> tuple[ServiceSpec, ...]: ...
+
+    @property
+    def reports(self) -> bool: ...
 
     def build(self, name: str) -> BuildRecord: ...
 
