@@ -54,8 +54,11 @@ def test_reload_machine_catches(mutant: str) -> None:
 
 
 @pytest.mark.mutant
-@pytest.mark.parametrize("mutant", sorted(BUILDER_MUTANTS))
-def test_reload_machine_catches_build_bugs_under_supervisord(mutant: str) -> None:
+def test_reload_machine_catches_a_torn_build_under_supervisord_too() -> None:
+    # The build step's bugs do not depend on the orchestrator: one of them under a real
+    # supervisord shows the machine catches it there as well.
+    mutant = "torn-build"
+    assert mutant in BUILDER_MUTANTS
     with FleetPool("supervisord", mutants={mutant}) as pool:
         found = catch_mutant(lambda: ReloadMachine.on(pool), budget="ci", max_steps=3)
     assert re.search(SYMPTOMS[mutant], found.signature), found.signature

@@ -47,7 +47,7 @@ def test_reload_machine_finds_no_divergence(pool: FleetPool, statemodels_budget)
     # Fewer, shorter examples than the budget: a step drives a whole fleet (~20-50 ms).
     run_machine(
         lambda: ReloadMachine.on(pool),
-        max_examples=max(4, statemodels_budget.max_examples // 6),
+        max_examples=max(3, statemodels_budget.max_examples // 12),
         stateful_step_count=min(statemodels_budget.steps, 15),
     )
 

@@ -22,8 +22,8 @@ from hypothesis.stateful import initialize, rule
 
 from ..engine import ModelMachine
 from ..strategies import reload as strategies
-from ..strategies.reload import Cascade, Rapid
-from .commands import Build, Inspect, Reload, Resources
+from ..strategies.reload import BreakThenReload, Cascade, Rapid
+from .commands import BreakBinary, Build, Inspect, Reload, Resources
 from .driver import ReloadDriver
 from .model import ReloadModel, Tolerances
 
@@ -105,7 +105,8 @@ class ReloadMachine(ModelMachine):
         self.perform(action)
 
     def perform(self, action: Any) -> None:
-        """Carry one action out; ``Cascade`` and ``Rapid`` expand into judged steps."""
+        """Carry one action out; ``Cascade``, ``Rapid`` and ``BreakThenReload`` expand into
+        judged steps."""
         match action:
             case Cascade(service=name):
                 out = self.execute(Reload(name))
@@ -114,6 +115,9 @@ class ReloadMachine(ModelMachine):
                 for dependent in self.state.dependents(name):
                     if dependent in self.state.reloadable():
                         self.execute(Reload(dependent))
+            case BreakThenReload(service=name, how=how):
+                if not self.execute(BreakBinary(name, how)).skipped:
+                    self.execute(Reload(name))
             case Rapid(service=name, times=times):
                 # The baseline is taken after a first cycle: what a reload allocates once
                 # (lazily) is not a leak; what every reload adds is.

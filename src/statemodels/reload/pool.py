@@ -99,7 +99,15 @@ class FleetPool:
                     f"fresh start (fleet in {str(self.fleet.directory)!r})"
                 )
         assert self.orchestrator is not None
-        return ReloadDriver(self.fleet, self.orchestrator, health_within=self.health_within)
+        return ReloadDriver(
+            self.fleet, self.orchestrator, health_within=self.health_within, on_close=self._release
+        )
+
+    def _release(self) -> None:
+        """End of an example: if it killed the orchestrator, its orphaned services go now (the
+        next example starts a fresh orchestrator), so none outlives the example."""
+        if self.orchestrator is not None and self.orchestrator.identity() is None:
+            self.fleet.kill_leftovers()
 
     def _repair(self) -> bool:
         orch = self.orchestrator

@@ -32,7 +32,7 @@ from ..reload.commands import (
     StopService,
 )
 
-__all__ = ["Cascade", "Rapid", "reload_actions"]
+__all__ = ["BreakThenReload", "Cascade", "Rapid", "reload_actions"]
 
 
 @attrs.frozen
@@ -40,6 +40,14 @@ class Cascade:
     """Reload ``service``, wait until it is healthy, then reload each of its dependents."""
 
     service: str
+
+
+@attrs.frozen
+class BreakThenReload:
+    """The seeds' corrupt-binary failure: break the built binary of ``service``, reload it."""
+
+    service: str
+    how: str = "delete"
 
 
 @attrs.frozen
@@ -115,7 +123,9 @@ def _actions(
         intact = tuple(n for n in running if n not in broken)
         if intact:
             hows = ("delete", "corrupt") if corrupt else ("delete",)
-            choices.append(st.builds(BreakBinary, st.sampled_from(intact), st.sampled_from(hows)))
+            broken_by = st.sampled_from(hows)
+            choices.append(st.builds(BreakThenReload, st.sampled_from(intact), broken_by))
+            choices.append(st.builds(BreakBinary, st.sampled_from(intact), broken_by))
         if broken:
             choices.append(st.sampled_from(broken).map(Reload))
         if len(running) == len(services) and not broken:
