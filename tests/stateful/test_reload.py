@@ -8,6 +8,7 @@ any process behind.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -167,8 +168,11 @@ def user_fleet() -> Iterator[tuple[BundledFleet, str]]:
 def test_the_machine_drives_a_users_fleet_through_its_fleet_file(user_fleet, monkeypatch):
     from statemodels.reload.userfleet import user_fleet_machine
 
+    # Your fleet when STATEMODELS_RELOAD_FLEET names one; else the bundled one, built by a script.
     _, path = user_fleet
-    monkeypatch.setenv("STATEMODELS_RELOAD_FLEET", path)
+    if not os.environ.get("STATEMODELS_RELOAD_FLEET"):
+        monkeypatch.setenv("STATEMODELS_RELOAD_FLEET", path)
+        monkeypatch.delenv("STATEMODELS_RELOAD_ORCHESTRATOR", raising=False)
     run_machine(lambda: user_fleet_machine(), max_examples=3, stateful_step_count=5)
 
 
