@@ -3,8 +3,8 @@
 Starting an orchestrator and its fleet costs most of a second; an example of the reload machine
 costs a few hundred milliseconds. :class:`FleetPool` keeps one fleet per test and, before each
 example, puts it back in the initial state the model assumes -- orchestrator up, every binary
-intact, every service running and answering as itself, every dependent connected to its
-dependency, no zombie -- repairing what the last example broke (a rebuild, a start) and, when a
+intact, every service running its current build and answering as itself, every dependent
+connected to its dependency, no zombie -- repairing what the last example broke (a rebuild, a start) and, when a
 repair does not verify, starting orchestrator and fleet afresh. The reset is verified, never
 assumed: a pool that cannot verify it raises :class:`~statemodels.errors.ServerError`.
 
@@ -22,7 +22,7 @@ from typing import Self
 
 from ..engine import check_mutants
 from ..errors import ConfigurationError, ServerError
-from ..infra.processes import live_identity, poll_until, sha256_file
+from ..infra.processes import exe_sha256, live_identity, poll_until, sha256_file
 from .driver import ReloadDriver, _zombie_children
 from .orchestrators import OrchestratorError
 from .system.fleet import BUILDER_MUTANTS, BUNDLED_SERVICES, BundledFleet, ServiceSpec
@@ -87,7 +87,10 @@ class FleetPool:
             )
 
     def pids(self) -> set[int]:
-        return self.orchestrator.pids() if self.orchestrator is not None else set()
+        """The pool's long-lived processes: its orchestrator and every process running a build
+        of its fleet (orphans of a killed orchestrator included: :meth:`close` kills them)."""
+        own = self.orchestrator.pids() if self.orchestrator is not None else set()
+        return own | {p.pid for p in self.fleet.leftovers()}
 
     def acquire(self) -> ReloadDriver:
         """A driver on the fleet in its initial state."""
@@ -118,7 +121,11 @@ class FleetPool:
             states = orch.client.states()
             for spec in self.fleet.services:  # dependencies first
                 state = states.get(spec.name)
-                if state is None or not state.running or live_identity(state.pid) is None:
+                if (
+                    state is None
+                    or not state.running
+                    or not self._runs_its_build(spec.name, state.pid)
+                ):
                     orch.client.restart(spec.name)
         except (OrchestratorError, ServerError, OSError):
             return False
@@ -135,6 +142,17 @@ class FleetPool:
             if not intact:
                 self.fleet.build(spec.name, honest=True)
 
+    def _runs_its_build(self, name: str, pid: int) -> bool:
+        """``pid`` lives and runs the build ``name``'s version file describes, so every example
+        starts with each service on its current build (whatever the last one built and did not
+        reload)."""
+        if live_identity(pid) is None:
+            return False
+        try:
+            return exe_sha256(pid) == self.fleet.read_version(name).get("checksum")
+        except OSError:
+            return False
+
     def _verified(self, within: float) -> bool:
         orch = self.orchestrator
         assert orch is not None
@@ -150,7 +168,11 @@ class FleetPool:
             pids = {}
             for spec in self.fleet.services:
                 state = states.get(spec.name)
-                if state is None or not state.running or live_identity(state.pid) is None:
+                if (
+                    state is None
+                    or not state.running
+                    or not self._runs_its_build(spec.name, state.pid)
+                ):
                     return False
                 report = self.fleet.report(spec.name)
                 if report is None or report.get("pid") != state.pid:
