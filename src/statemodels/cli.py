@@ -26,6 +26,7 @@ _CATALOGUES = {
     "register": "statemodels.register.system",
     "pggit": "statemodels.pggit.system.mutants",
     "supervisor": "statemodels.supervisor.system.mutants",
+    "reload": "statemodels.reload.pool",
 }
 
 
