@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -105,7 +106,9 @@ class BundledOrchestrator:
     ) -> BundledOrchestrator:
         chosen = check_mutants(mutants, ORCHESTRATOR_MUTANTS)
         home = fleet.directory / "pc"
-        (home / "cache").mkdir(parents=True, exist_ok=True)
+        # A fresh orchestrator starts with an empty cache (the stale-binary mutant fills it).
+        shutil.rmtree(home / "cache", ignore_errors=True)
+        (home / "cache").mkdir(parents=True)
         config = {
             "socket": str(home / "pc.sock"),
             "token": token,
