@@ -4,9 +4,10 @@ Starting an orchestrator and its fleet costs most of a second; an example of the
 costs a few hundred milliseconds. :class:`FleetPool` keeps one fleet per test and, before each
 example, puts it back in the initial state the model assumes -- orchestrator up, every binary
 intact, every service running its current build and answering as itself, every dependent
-connected to its dependency, no zombie -- repairing what the last example broke (a rebuild, a start) and, when a
-repair does not verify, starting orchestrator and fleet afresh. The reset is verified, never
-assumed: a pool that cannot verify it raises :class:`~statemodels.errors.ServerError`.
+connected to its dependency, no zombie -- repairing what the last example broke (a rebuild, a
+restart) and, when a repair does not verify, starting orchestrator and fleet afresh. The reset
+is verified, never assumed: a pool that cannot verify it raises
+:class:`~statemodels.errors.ServerError`.
 
 Example::
 
