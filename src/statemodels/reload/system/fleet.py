@@ -203,6 +203,7 @@ class BundledFleet:
     def argv(self, name: str, *, no_reconnect: bool = False) -> list[str]:
         """The command line that runs ``name``'s current build."""
         argv = [str(self.binary(name)), "--name", name, "--socket", str(self.socket(name))]
+        argv += ["--watch-pid", str(os.getpid())]  # never outlive the test run
         for dep in self.spec(name).depends_on[:1]:  # the C service holds one dependency
             argv += ["--depends", str(self.socket(dep)), "--depends-name", dep]
         if no_reconnect and self.spec(name).depends_on:

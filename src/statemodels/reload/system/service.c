@@ -8,7 +8,8 @@
  * With --depends SOCKET it holds a connection to its dependency and reconnects by itself when it
  * drops (every 20 ms), counting reconnects: a dependent reports its reconnection in its own words.
  * It exits when its socket path stops naming the socket it bound (a newer instance took the
- * path, or the fleet directory was removed), so an orphan never outlives its fleet.
+ * path, or the fleet directory was removed), or when the --watch-pid process (the test run) is
+ * gone, so an orphan never outlives its fleet, even when the test run itself was SIGKILLed.
  * Seeded bug: --no-reconnect (a dependent that never reconnects).
  */
 #include <errno.h>
@@ -71,12 +72,14 @@ static int read_line(int fd, char *buf, int size) {
 int main(int argc, char **argv) {
     const char *name = "service", *sock_path = NULL, *dep_path = NULL, *dep_name = "";
     int no_reconnect = 0;
+    long watch_pid = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--name") && i + 1 < argc) name = argv[++i];
         else if (!strcmp(argv[i], "--socket") && i + 1 < argc) sock_path = argv[++i];
         else if (!strcmp(argv[i], "--depends") && i + 1 < argc) dep_path = argv[++i];
         else if (!strcmp(argv[i], "--depends-name") && i + 1 < argc) dep_name = argv[++i];
         else if (!strcmp(argv[i], "--no-reconnect")) no_reconnect = 1;
+        else if (!strcmp(argv[i], "--watch-pid") && i + 1 < argc) watch_pid = atol(argv[++i]);
         else {
             fprintf(stderr, "%s: unknown argument %s\n", argv[0], argv[i]);
             return 2;
@@ -129,6 +132,8 @@ int main(int argc, char **argv) {
             struct stat st;
             if (stat(sock_path, &st) < 0 || st.st_ino != mine.st_ino || st.st_dev != mine.st_dev)
                 return 0; /* replaced or removed: this instance is an orphan now */
+            if (watch_pid > 0 && kill((pid_t)watch_pid, 0) < 0 && errno == ESRCH)
+                return 0; /* the test run that started the fleet is gone */
             next_check = t + 0.2;
         }
 
