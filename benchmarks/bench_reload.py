@@ -54,7 +54,10 @@ def steps_per_second(pool: FleetPool, budget: str) -> None:
     before = registry().get("ReloadMachine")
     steps0 = before.steps if before else 0
     start = time.perf_counter()
-    run_machine(lambda: ReloadMachine.on(pool), budget=budget, database=None)
+    try:
+        run_machine(lambda: ReloadMachine.on(pool), budget=budget, database=None)
+    except Exception as exc:  # a divergence is a finding: print it, keep the numbers
+        print(f"generated search diverged: {str(exc).splitlines()[0]}")
     wall = time.perf_counter() - start
     stats = registry()["ReloadMachine"]
     steps = stats.steps - steps0
