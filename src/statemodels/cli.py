@@ -31,6 +31,7 @@ _CATALOGUES = {
     "register": "statemodels.register.system",
     "pggit": "statemodels.pggit.system.mutants",
     "supervisor": "statemodels.supervisor.system.mutants",
+    "reload": "statemodels.reload.pool",
 }
 
 

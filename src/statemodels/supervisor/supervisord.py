@@ -20,35 +20,20 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
-import os
-import shutil
 import signal
-import socket
 import sys
 import xmlrpc.client
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import attrs
-import psutil
 
 from ..engine import Outcome
-from ..errors import MissingBinaryError, ServerError
-from ..infra.processes import (
-    ProcessIdentity,
-    Spawned,
-    kill_tree,
-    live_identity,
-    poll_until,
-    scratch_dir,
-    send_signal,
-    spawn,
-    wait_gone,
-)
+from ..infra.processes import ProcessIdentity, live_identity, send_signal, wait_gone
+from ..infra.supervisord import Supervisord, fault_names
 from .commands import KillProgram, ListPrograms, StartProgram, StopProgram
 from .driver import boottime
 from .system.worker import START_TIME_SLACK, start_boottime
@@ -78,43 +63,6 @@ _FLAKY = (
     "rec = {'pid': os.getpid(), 'start': start, 'exit': time.clock_gettime(time.CLOCK_BOOTTIME)}"
     "; open(sys.argv[1], 'a').write(json.dumps(rec) + '\\n'); sys.exit(1)"
 )
-_LAUNCH = (
-    "import ctypes, os, sys; ctypes.CDLL(None).prctl(1, 9, 0, 0, 0); "
-    "os.getppid() == int(sys.argv[1]) or os._exit(1); os.execv(sys.argv[2], sys.argv[2:])"
-)
-
-
-def fault_names() -> dict[int, str]:
-    """supervisord's XML-RPC fault codes by number (``{10: "BAD_NAME", ...}``)."""
-    from supervisor.xmlrpc import Faults
-
-    return {v: k for k, v in vars(Faults).items() if k.isupper() and isinstance(v, int)}
-
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
-
-
-class _UnixTransport(xmlrpc.client.Transport):
-    """XML-RPC over supervisord's Unix socket, with a timeout on every call."""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__()
-        self._path = path
-        self._timeout = timeout
-
-    def make_connection(self, host: Any) -> http.client.HTTPConnection:
-        conn = _UnixHTTPConnection(self._path, self._timeout)
-        self._connection = host, conn
-        return conn
 
 
 def _quote(arg: str) -> str:
@@ -125,18 +73,10 @@ def _quote(arg: str) -> str:
 
 
 @attrs.define(eq=False)
-class SupervisordServer:
-    """A real supervisord in a temp dir. Use :meth:`start`; a context manager."""
+class SupervisordServer(Supervisord):
+    """A real supervisord in a temp dir running the four programs. Use :meth:`start`."""
 
-    directory: Path
-    process: Spawned
-    startretries: int
-    timeout: float = 5.0
-    _stopped: bool = False
-
-    @property
-    def socket_path(self) -> str:
-        return str(self.directory / "supervisor.sock")
+    startretries: int = 2
 
     @property
     def attempts_file(self) -> Path:
@@ -150,85 +90,44 @@ class SupervisordServer:
             MissingBinaryError: the ``supervisor`` package is not installed.
             ServerError: supervisord did not come up within ``timeout`` seconds.
         """
-        try:
-            import supervisor  # noqa: F401
-        except ImportError:
-            raise MissingBinaryError(
-                "supervisord is not installed: pip install 'statemodels[supervisord]' "
-                "(the 'supervisor' package)"
-            ) from None
-        directory = Path(scratch_dir("statemodels-supervisord-"))
-        conf = directory / "supervisord.conf"
-        conf.write_text(cls._config(directory, startretries))
-        argv = [sys.executable, "-I", "-S", "-c", _LAUNCH, str(os.getpid()), sys.executable]
-        argv += ["-m", "supervisor.supervisord", "-n", "-c", str(conf)]
-        try:
-            with open(directory / "supervisord.out", "wb") as out:
-                proc = spawn(argv, name="supervisord", cwd=directory, stdout=out, stderr=out)
-        except BaseException:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise
-        server = cls(directory=directory, process=proc, startretries=startretries)
-        try:
-            server._wait_ready(timeout)
-        except BaseException:
-            server.stop()
-            raise
+        directory = cls.make_directory()
+        server = cls.launch(
+            cls._programs(directory, startretries),
+            wait_running=("alpha", "beta"),
+            timeout=timeout,
+            directory=directory,
+        )
+        server.startretries = startretries
         return server
 
     @staticmethod
-    def _config(directory: Path, startretries: int) -> str:
+    def _programs(directory: Path, startretries: int) -> dict[str, dict[str, str]]:
         py = sys.executable
         sleeper = f"{py} -I -S -c {_quote(_SLEEPER)}"
         flaky = f"{py} -I -S -c {_quote(_FLAKY)} {directory / 'flaky.attempts'}"
-        common = "stdout_logfile=NONE\nstderr_logfile=NONE\nstopsignal=KILL\nstopwaitsecs=2\n"
-        programs = [
-            ("alpha", sleeper, "autostart=true\nstartsecs=0\n"),
-            ("beta", sleeper, "autostart=true\nstartsecs=0\n"),
-            ("flaky", flaky, "autostart=false\nstartsecs=1\n"),
-            ("ghost", str(directory / "no-such-program"), "autostart=false\nstartsecs=0\n"),
-        ]
-        sections = [
-            f"[unix_http_server]\nfile={directory / 'supervisor.sock'}\nchmod=0700\n",
-            f"[supervisord]\nnodaemon=true\nlogfile={directory / 'supervisord.log'}\n"
-            f"pidfile={directory / 'supervisord.pid'}\nchildlogdir={directory}\n"
-            "loglevel=info\nminfds=64\nminprocs=32\n",
-            "[rpcinterface:supervisor]\n"
-            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n",
-        ]
-        for name, command, extra in programs:
-            sections.append(
-                f"[program:{name}]\ncommand={command}\nautorestart=true\n"
-                f"startretries={startretries}\n{extra}{common}"
-            )
-        return "\n".join(sections)
-
-    def rpc(self, timeout: float | None = None) -> Any:
-        """A fresh XML-RPC proxy (``proxy.supervisor.getState()``) with a per-call timeout."""
-        transport = _UnixTransport(self.socket_path, timeout or self.timeout)
-        return xmlrpc.client.ServerProxy("http://localhost", transport=transport)
-
-    def _wait_ready(self, timeout: float) -> None:
-        def ready() -> bool:
-            if not self.process.alive():
-                return True
-            with contextlib.suppress(OSError, xmlrpc.client.Error, http.client.HTTPException):
-                infos = self.rpc(1.0).supervisor.getAllProcessInfo()
-                return all(
-                    i["statename"] == "RUNNING"
-                    for i in infos
-                    if i["name"] != "flaky" and i["name"] != "ghost"
-                )
-            return False
-
-        if not poll_until(ready, timeout=timeout) or not self.process.alive():
-            log = ""
-            with contextlib.suppress(OSError):
-                log = (self.directory / "supervisord.log").read_text(errors="replace")[-300:]
-            raise ServerError(
-                f"supervisord in {str(self.directory)!r} did not come up within {timeout:g}s; "
-                f"its log ends: {log!r}"
-            )
+        common = {
+            "stdout_logfile": "NONE",
+            "stderr_logfile": "NONE",
+            "stopsignal": "KILL",
+            "stopwaitsecs": "2",
+        }
+        programs = {
+            "alpha": (sleeper, "true", "0"),
+            "beta": (sleeper, "true", "0"),
+            "flaky": (flaky, "false", "1"),
+            "ghost": (str(directory / "no-such-program"), "false", "0"),
+        }
+        return {
+            name: {
+                "command": command,
+                "autorestart": "true",
+                "startretries": str(startretries),
+                "autostart": autostart,
+                "startsecs": startsecs,
+                **common,
+            }
+            for name, (command, autostart, startsecs) in programs.items()
+        }
 
     def flaky_attempts(self) -> list[dict[str, float]]:
         """The failed starts of ``flaky`` so far: pid, start and exit (``CLOCK_BOOTTIME`` s)."""
@@ -237,34 +136,6 @@ class SupervisordServer:
         except FileNotFoundError:
             return []
         return [json.loads(line) for line in lines if line.strip()]
-
-    def stop(self) -> None:
-        """Stop supervisord and every program; remove the temp dir. Idempotent."""
-        if self._stopped:
-            return
-        self._stopped = True
-        try:
-            tree = []
-            root = self.process.identity.process()
-            if root is not None:
-                with contextlib.suppress(psutil.Error):
-                    for child in root.children(recursive=True):
-                        with contextlib.suppress(psutil.Error):
-                            tree.append(ProcessIdentity(child.pid, child.create_time()))
-            # No graceful stop: supervisord would spend a poll cycle or two on it, and nothing of
-            # its state matters once the example is over.
-            self.process.kill()
-            for ident in tree:
-                if ident.alive():
-                    kill_tree(ident, timeout=2.0)
-        finally:
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 class SupervisordDriver:

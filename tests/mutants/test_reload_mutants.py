@@ -1,0 +1,77 @@
+"""Every seeded bug of the bundled reload system is caught within ``ci``, shrunk, for its symptom.
+
+The orchestrator's bugs run under the bundled orchestrator (through the Process Compose driver);
+the build step's bugs under supervisord too. A catch must name the mutant's symptom in its
+signature: a divergence by some side effect does not count.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from statemodels.engine import catch_mutant
+from statemodels.errors import ConfigurationError
+from statemodels.reload import MUTANTS, FleetPool, ReloadMachine
+from statemodels.reload.system.fleet import BUILDER_MUTANTS
+
+# What the machine must see of each bug (a pattern of the divergence signature).
+SYMPTOMS = {
+    "stale-binary": r"/Reload/.*exe_sha256:\w+:changed|/Reload/.*commit:\w+:changed",
+    "restart-noop": r"/Reload(Many)?/.*identity:\w+:not a new process",
+    "shell-wrapper-127": r"/Reload(Many)?/.*(healthy_s|identity):\w+:(out of range|no process)",
+    "no-reconnect": r"/view/dep_pid:relay:",
+    "cascade-all": r"/Reload(Many)?/identity:\w+:changed",
+    "fd-leak": r"/Resources/fds:orchestrator:grew beyond tolerance",
+    "stale-pid": r"/Reload(Many)?/.*identity:\w+:no process",
+    "missing-binary-success": r"/Reload/.*running:\w+:differs",
+    "no-reap": r"/view/.*zombies:differs",
+    "torn-build": r"/Build/describes_binary:differs",
+    "wrong-checksum": r"/Build/describes_binary:differs",
+    "stale-timestamp": r"/Build/timestamp:not later",
+}
+
+
+# Shrunk repro lengths wanted: one reload shows most bugs; a leak needs a baseline, a rapid
+# cycle and a second sample (the Rapid sequence: 3 x (Build, Reload) and 2 samples).
+MAX_STEPS = {"fd-leak": 10, "missing-binary-success": 4}
+
+
+def test_every_reload_mutant_has_a_symptom() -> None:
+    assert sorted(SYMPTOMS) == sorted(MUTANTS)
+    assert len(MUTANTS) >= 10
+
+
+@pytest.mark.mutant
+@pytest.mark.parametrize("mutant", sorted(MUTANTS))
+def test_reload_machine_catches(mutant: str) -> None:
+    with FleetPool("process-compose", mutants={mutant}) as pool:
+        steps = MAX_STEPS.get(mutant, 3)
+        found = catch_mutant(lambda: ReloadMachine.on(pool), budget="ci", max_steps=steps)
+    assert found.signature.startswith("ReloadMachine/")
+    assert re.search(SYMPTOMS[mutant], found.signature), found.signature
+
+
+@pytest.mark.mutant
+def test_reload_machine_catches_a_torn_build_under_supervisord_too() -> None:
+    # The build step's bugs do not depend on the orchestrator: one of them under a real
+    # supervisord shows the machine catches it there as well.
+    mutant = "torn-build"
+    assert mutant in BUILDER_MUTANTS
+    with FleetPool("supervisord", mutants={mutant}) as pool:
+        found = catch_mutant(lambda: ReloadMachine.on(pool), budget="ci", max_steps=3)
+    assert re.search(SYMPTOMS[mutant], found.signature), found.signature
+
+
+def test_an_unknown_mutant_is_a_one_line_error_listing_the_valid_ones() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        FleetPool("process-compose", mutants={"no-such-bug"})
+    message = str(info.value)
+    assert "'no-such-bug'" in message and "restart-noop" in message and "\n" not in message
+
+
+def test_orchestrator_mutants_under_supervisord_are_refused_in_one_line() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        FleetPool("supervisord", mutants={"restart-noop"})
+    assert "process-compose" in str(info.value) and "\n" not in str(info.value)
