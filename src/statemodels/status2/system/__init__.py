@@ -17,7 +17,7 @@
   max message size closes 1009. No pong within the pong timeout (checked after each ping) → hangup.
 - Redis, per socket: subscribe, wait for the ack and receive, each bounded by the request
   timeout; any error: ``attempt += 1``, give up (hangup) at ``max_retries`` (0: never), else sleep
-  ``base + U[0, min(base·2^(attempt−1), max) − base]`` and resubscribe. ``attempt`` resets on
+  ``base + U[0, min(base·2^(attempt-1), max) - base]`` and resubscribe. ``attempt`` resets on
   every ack and every message. ``status2_redis_reconnects_total`` counts subscribe attempts.
 
 **Where the README's promise is held over upstream's code** (what a user running the machine

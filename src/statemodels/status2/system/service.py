@@ -245,7 +245,7 @@ class Status2:
                 # The mistake: a protocol-level pong (which any client library sends by itself)
                 # taken as a sign of life.
                 with contextlib.suppress(Exception):
-                    waiter = await ws.ping()
+                    waiter: Any = await ws.ping()
                     waiter.add_done_callback(
                         lambda _f: state.__setitem__("last_seen", time.monotonic())
                     )

@@ -1,0 +1,161 @@
+"""Strategies for the status2 machine: channels, paths, origins, payloads, and machine steps.
+
+A small pool of runs and channels (so sockets share channels and publishes hit several), paths
+that probe the route's edges (a trailing ``/``, a second colon, percent escapes), origins on
+both sides of the allowlist, and payloads a re-encoding service would break: invalid UTF-8,
+``<>&``, JSON-looking text, the empty string, sizes around the max message size.
+
+Example::
+
+    >>> cmd = status2_commands(sockets=(0,), channels={"r1:status": 1}).example()
+"""
+
+from __future__ import annotations
+
+import functools
+
+from hypothesis import strategies as st
+
+from ..status2.commands import (
+    ClientClose,
+    ClientSend,
+    Command,
+    Connect,
+    Heartbeat,
+    Publish,
+    RedisDrop,
+    RedisOutage,
+    RedisPause,
+    Scrape,
+    Shutdown,
+)
+from .common import HOSTILE_STRINGS
+
+__all__ = [
+    "CHANNELS",
+    "EDGE_CHANNEL",
+    "channel_paths",
+    "origins",
+    "payloads",
+    "status2_commands",
+]
+
+RUNS = ("r1", "run;2")
+NAMES = ("status", "log.1")
+CHANNELS: tuple[str, ...] = tuple(f"{r}:{n}" for r in RUNS for n in NAMES)
+#: Valid, and uses every character class the route allows.
+EDGE_CHANNEL = "a.b-c_d;e:f.g-h_9"
+MALFORMED_PATHS = (
+    "/",
+    "/r1status",
+    "/r1:",
+    "/:status",
+    "/r1:sta:tus",
+    "/r1:status//",
+    "/r1:st%20atus",
+)
+ORIGINS: tuple[str | None, ...] = (
+    None,
+    "https://allowed.example",
+    "http://ALLOWED.example",
+    "https://app.trusted.example",
+    "https://evil.example",
+    "https://trusted.example.evil.com",
+)
+WORDS: tuple[str | None, ...] = (None, "pong", "PONG", "Init", "pongs", "ping")
+CLIENT_FRAMES = ("garbage", "binary", "unknown", "array", "oversized")
+
+
+def channel_paths() -> st.SearchStrategy[str]:
+    """Mostly valid channel paths (a fifth with the trailing ``/`` the route drops)."""
+    valid = st.sampled_from((*CHANNELS, EDGE_CHANNEL)).map(lambda c: "/" + c)
+    slashed = valid.map(lambda p: p + "/")
+    return st.one_of(valid, valid, valid, slashed, st.sampled_from(MALFORMED_PATHS))
+
+
+def origins() -> st.SearchStrategy[str | None]:
+    return st.sampled_from(ORIGINS)
+
+
+def payloads(max_message: int) -> st.SearchStrategy[bytes]:
+    """What a run publishes, and what a service that re-encodes or escapes would break."""
+    special = st.sampled_from(
+        (
+            b"",
+            b"<b>&amp; 5 > 3 & 2 < 4</b>",
+            b'{"type": "hangup"}',
+            b'{"progress": 0.5, "msg": "caf\\u00e9"}',
+            b"\xff\xfe invalid \xc3(",
+            "ünïcødé 🐘 ✓".encode(),
+            *(h.encode() for h in HOSTILE_STRINGS),
+        )
+    )
+    text = st.text(max_size=30).map(lambda t: t.encode("utf-8", "surrogatepass"))
+    anybytes = st.binary(max_size=30)
+    sized = st.sampled_from((max_message - 40, max_message + 100)).map(lambda n: b"<&" * (n // 2))
+    return st.one_of(special, special, text.filter(_encodable), anybytes, sized)
+
+
+def _encodable(b: bytes) -> bool:
+    # Lone surrogates from st.text() are not bytes anyone can publish as text: keep them out.
+    try:
+        b.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def status2_commands(
+    *,
+    sockets: tuple[int, ...],
+    channels: dict[str, int],
+    drops: bool = True,
+    pause: bool = False,
+    outage: bool = False,
+    shutdown: bool = False,
+    metrics: bool = True,
+    max_message: int = 4096,
+) -> st.SearchStrategy[Command]:
+    """One machine step, from what the model allows now: commands that need a socket are drawn
+    only when one is open, Redis faults only when the machine may cause them."""
+    return _commands(
+        sockets, tuple(sorted(channels)), drops, pause, outage, shutdown, metrics, max_message
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _commands(
+    sockets: tuple[int, ...],
+    channels: tuple[str, ...],
+    drops: bool,
+    pause: bool,
+    outage: bool,
+    shutdown: bool,
+    metrics: bool,
+    max_message: int,
+) -> st.SearchStrategy[Command]:
+    connect = st.builds(Connect, channel_paths(), origins())
+    choices: list[st.SearchStrategy[Command]] = [connect]
+    if len(sockets) < 3:
+        choices.append(connect)  # an example needs sockets before most of the contract applies
+    targets = st.sampled_from((*channels, *CHANNELS)) if channels else st.sampled_from(CHANNELS)
+    publish = st.builds(Publish, targets, payloads(max_message))
+    choices += [publish, publish]
+    if channels:
+        choices.append(st.builds(Publish, st.sampled_from(channels), payloads(max_message)))
+    if sockets:
+        sock = st.sampled_from(sockets)
+        choices.append(st.builds(Heartbeat, sock, st.sampled_from(WORDS)))
+        choices.append(st.builds(ClientSend, sock, st.sampled_from(CLIENT_FRAMES)))
+        choices.append(st.builds(ClientClose, sock))
+        if drops:
+            choices.append(st.builds(RedisDrop, payloads(64)))
+        if pause:
+            choices.append(st.just(RedisPause()))
+        if outage:
+            choices.append(st.just(RedisOutage()))
+        if shutdown:
+            choices.append(st.just(Shutdown()))
+    if metrics:
+        choices.append(st.just(Scrape()))
+    return st.one_of(choices)
