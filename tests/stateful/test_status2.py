@@ -13,9 +13,11 @@ import pytest
 
 from statemodels.engine import catch_mutant, run_machine
 from statemodels.errors import ConfigurationError
+from statemodels.infra.ports import free_port
 from statemodels.infra.redis import RedisServer
 from statemodels.pytest_plugin import long_lived
 from statemodels.status2 import ServiceConfig, Status2Service, bundled_machine, bundled_status2
+from statemodels.status2.target import UserTarget, parse_config
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +79,40 @@ def test_an_unknown_mutant_is_a_one_line_error(status2_redis):
     with pytest.raises(ConfigurationError) as info:
         Status2Service.start(ServiceConfig(), redis_url=status2_redis.url, mutants={"no-jiter"})
     assert str(info.value).startswith("unknown mutant(s) 'no-jiter': choose from ")
+
+
+def test_a_user_s_status2_by_url(status2, status2_redis):
+    """``STATEMODELS_STATUS2_URL`` (+ ``_REDIS_URL``, ``_CONFIG``) drives a running status2 the
+    machine does not own; without it the bundled one stands in, reached only by its URL."""
+    target = UserTarget.from_env() or UserTarget(
+        status2.base_url, status2_redis.url, status2.config, redis_control=True
+    )
+    target.validate()
+    run_machine(target.machine, max_examples=3)
+
+
+def test_a_user_target_that_is_wrong_is_a_one_line_error(status2, status2_redis):
+    nowhere = UserTarget(
+        f"http://127.0.0.1:{free_port()}", status2_redis.url, status2.config, False
+    )
+    with pytest.raises(
+        ConfigurationError, match=r"^cannot reach status2 at .*STATEMODELS_STATUS2_URL"
+    ):
+        nowhere.validate()
+    not_status2 = UserTarget(
+        f"http://127.0.0.1:{status2_redis.port}", status2_redis.url, status2.config, False
+    )
+    with pytest.raises(ConfigurationError, match=r"^cannot reach status2|is not a status2"):
+        not_status2.validate()
+    with RedisServer.start() as other:
+        wrong = UserTarget(status2.base_url, other.url, status2.config, False)
+        with pytest.raises(
+            ConfigurationError, match="STATEMODELS_STATUS2_REDIS_URL must be the Redis"
+        ):
+            wrong.validate()
+    with pytest.raises(ConfigurationError, match="STATEMODELS_STATUS2_CONFIG part 'pong=soon'"):
+        parse_config("ping=100,pong=soon")
+    assert parse_config("ping=100,origins=a.example|*.b.example").allowed_origins == (
+        "a.example",
+        "*.b.example",
+    )

@@ -63,13 +63,13 @@ def judge(
             continue
         return _why_unmatched(entries, i, frame, frames[n + 1 :], foreign), None
     if close is None and real_close is not None:
-        return "unexpected close", None
+        return "unexpected-close", None
     if close is not None and real_close is not None and real_close != close:
-        return "close code", None
+        return "close-code", None
     if any(e.required for e in entries[i:]):
-        return None, "missing frames"
+        return None, "missing-frames"
     if close is not None and real_close is None:
-        return None, "not closed"
+        return None, "not-closed"
     return None, None
 
 
@@ -91,9 +91,9 @@ def _why_unmatched(
 ) -> str:
     kind, data = frame
     if kind == "hangup":
-        return "unexpected hangup"
+        return "unexpected-hangup"
     if kind != "status":
-        return "unknown frame"
+        return "unknown-frame"
     if any(e.frame == frame for e in entries[:i]):
         return "duplicated"
     if any(e.frame == frame for e in entries[i:]):
@@ -115,11 +115,11 @@ class _Streams(Expect):
 
     def _results(self, real: Any) -> list[tuple[str | None, str | None]]:
         if not isinstance(real, Mapping):
-            return [("not a mapping", None)]
+            return [("not-a-mapping", None)]
         out: list[tuple[str | None, str | None]] = []
         for sock, (entries, close) in sorted(self.owed.items()):
             if sock not in real:
-                out.append(("socket missing", None))
+                out.append(("socket-missing", None))
                 continue
             frames, real_close = real[sock]
             out.append(

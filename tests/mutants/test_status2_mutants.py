@@ -1,0 +1,58 @@
+"""Every seeded bug of the bundled status2 is caught within the ``ci`` budget, shrunk, and by
+its own symptom (the signature names it), not by some side effect."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from statemodels.engine import catch_mutant
+from statemodels.infra.redis import RedisServer
+from statemodels.pytest_plugin import long_lived
+from statemodels.status2 import MUTANTS, bundled_machine, bundled_status2
+
+pytestmark = pytest.mark.mutant
+
+#: mutant -> (longest repro accepted, signature fragments of which one must appear)
+SYMPTOMS: dict[str, tuple[int, tuple[str, ...]]] = {
+    "pattern-subscribe": (5, ("Connect/numpat", "cross-channel")),
+    "no-request-timeout": (5, ("RedisPause/reconnects",)),
+    "no-jitter": (7, ("RedisOutage/hangup_spread_ms",)),
+    "retry-never-reset": (7, ("unexpected-hangup", "/numsub", "unexpected-close")),
+    "pong-timeout-ignored": (5, ("Heartbeat/cut",)),
+    "ws-pong-counted": (5, ("Heartbeat/cut",)),
+    "pong-case-sensitive": (5, ("Heartbeat/cut",)),
+    "origin-check-skipped": (5, ("Connect/status",)),
+    "no-hangup-on-shutdown": (5, ("streams:close-code", "streams:missing-frames")),
+    "gauge-leak-on-give-up": (5, ("metrics/connections_active",)),
+    "payload-utf8-replaced": (5, ("streams:mutated",)),
+    "payload-html-escaped": (5, ("streams:mutated",)),
+    "idle-channel-error": (5, ("Publish/receivers", "RedisDrop/numsub", "Connect/numsub")),
+    "trailing-slash-kept": (5, ("Connect/status",)),
+    "no-read-limit": (5, ("delivered:not-closed",)),
+}
+
+
+def test_every_mutant_has_a_symptom():
+    assert sorted(SYMPTOMS) == sorted(MUTANTS)
+
+
+@pytest.fixture(scope="module")
+def status2_redis() -> Iterator[RedisServer]:
+    server = RedisServer.start()
+    long_lived(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("mutant", sorted(MUTANTS))
+def test_status2_machine_catches(mutant, status2_redis):
+    max_steps, symptoms = SYMPTOMS[mutant]
+    with bundled_status2(status2_redis, mutants={mutant}) as svc:
+        found = catch_mutant(
+            lambda: bundled_machine(svc, status2_redis), budget="ci", max_steps=max_steps
+        )
+    assert any(s in found.signature for s in symptoms), found.signature
