@@ -16,21 +16,21 @@ pytestmark = pytest.mark.mutant
 
 #: mutant -> (longest repro accepted, signature fragments of which one must appear)
 SYMPTOMS: dict[str, tuple[int, tuple[str, ...]]] = {
-    "pattern-subscribe": (5, ("Connect/numpat", "cross-channel")),
-    "no-request-timeout": (5, ("RedisPause/reconnects",)),
-    "no-jitter": (7, ("RedisOutage/hangup_spread_ms",)),
-    "retry-never-reset": (7, ("unexpected-hangup", "/numsub", "unexpected-close")),
-    "pong-timeout-ignored": (5, ("Heartbeat/cut",)),
-    "ws-pong-counted": (5, ("Heartbeat/cut",)),
-    "pong-case-sensitive": (5, ("Heartbeat/cut",)),
-    "origin-check-skipped": (5, ("Connect/status",)),
-    "no-hangup-on-shutdown": (5, ("streams:close-code", "streams:missing-frames")),
-    "gauge-leak-on-give-up": (5, ("metrics/connections_active",)),
-    "payload-utf8-replaced": (5, ("streams:mutated",)),
-    "payload-html-escaped": (5, ("streams:mutated",)),
-    "idle-channel-error": (5, ("Publish/receivers", "RedisDrop/numsub", "Connect/numsub")),
-    "trailing-slash-kept": (5, ("Connect/status",)),
-    "no-read-limit": (5, ("delivered:not-closed",)),
+    "pattern-subscribe": (8, ("Connect/numpat", "cross-channel")),
+    "no-request-timeout": (8, ("RedisPause/reconnects",)),
+    "no-jitter": (10, ("RedisOutage/hangup_spread_ms",)),
+    "retry-never-reset": (10, ("unexpected-hangup", "/numsub", "unexpected-close")),
+    "pong-timeout-ignored": (8, ("Heartbeat/cut",)),
+    "ws-pong-counted": (8, ("Heartbeat/cut",)),
+    "pong-case-sensitive": (8, ("Heartbeat/cut",)),
+    "origin-check-skipped": (8, ("Connect/status",)),
+    "no-hangup-on-shutdown": (8, ("streams:close-code", "streams:missing-frames")),
+    "gauge-leak-on-give-up": (8, ("metrics/connections_active",)),
+    "payload-utf8-replaced": (8, ("streams:mutated",)),
+    "payload-html-escaped": (8, ("streams:mutated",)),
+    "idle-channel-error": (8, ("Publish/receivers", "RedisDrop/numsub", "Connect/numsub")),
+    "trailing-slash-kept": (8, ("Connect/status",)),
+    "no-read-limit": (8, ("delivered:not-closed",)),
 }
 
 

@@ -83,6 +83,11 @@ def test_optional_entries_may_be_lost_and_only_they():
     assert judge((gap, after), None, [("status", "after")], None) == (None, None)
     assert judge((gap, after), None, [("status", "gap"), ("status", "after")], None) == (None, None)
     assert judge((gap, after), None, [], None) == (None, "missing-frames")
+    # The same payload in the window and after it: one frame is the required one.
+    twin = Entry("status", "gap")
+    assert judge((gap, twin), None, [("status", "gap")], None) == (None, None)
+    assert judge((gap, twin), None, [("status", "gap")] * 2, None) == (None, None)
+    assert judge((gap, twin), None, [("status", "gap")] * 3, None)[0] == "duplicated"
 
 
 def test_sound_and_complete_judge_every_socket():

@@ -86,7 +86,7 @@ class RedisPause:
     """``CLIENT PAUSE ms ALL``: Redis stalls (reads hang, nothing is refused) for ``ms``; the
     driver waits until it is over and every subscription is back."""
 
-    ms: int = 800
+    ms: int = 1300
 
 
 @attrs.frozen

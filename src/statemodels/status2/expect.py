@@ -55,31 +55,34 @@ def judge(
     Frames are matched in order; an optional entry may be skipped, a required one may not.
     ``foreign`` holds payloads published to other channels (to name cross-channel delivery).
     """
-    i = 0
+    # Which entry positions can we be at after the frames so far? (An optional entry may be
+    # skipped, so one frame can match several entries: "gap" then "gap" again is ambiguous.)
+    positions = {0}
     for n, frame in enumerate(frames):
-        j = _next_match(entries, i, frame)
-        if j is not None:
-            i = j + 1
-            continue
-        return _why_unmatched(entries, i, frame, frames[n + 1 :], foreign), None
+        after = {j + 1 for i in positions for j in _matches(entries, i, frame)}
+        if not after:
+            return _why_unmatched(entries, min(positions), frame, frames[n + 1 :], foreign), None
+        positions = after
     if close is None and real_close is not None:
         return "unexpected-close", None
     if close is not None and real_close is not None and real_close != close:
         return "close-code", None
-    if any(e.required for e in entries[i:]):
+    if all(any(e.required for e in entries[i:]) for i in positions):
         return None, "missing-frames"
     if close is not None and real_close is None:
         return None, "not-closed"
     return None, None
 
 
-def _next_match(entries: Sequence[Entry], start: int, frame: tuple[str, str]) -> int | None:
+def _matches(entries: Sequence[Entry], start: int, frame: tuple[str, str]) -> list[int]:
+    """Entries from ``start`` that ``frame`` can be, skipping only optional ones."""
+    out = []
     for j in range(start, len(entries)):
         if entries[j].frame == frame:
-            return j
+            out.append(j)
         if entries[j].required:
-            return None
-    return None
+            break
+    return out
 
 
 def _why_unmatched(
