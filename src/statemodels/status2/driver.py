@@ -262,8 +262,11 @@ class Status2Driver:
     def _RedisPause(self, cmd: RedisPause) -> Outcome:
         target = self._open_channels()
         self.redis.execute_command("CLIENT", "PAUSE", cmd.ms, "ALL")
-        time.sleep(cmd.ms / 1000)  # the stall itself is the command: nothing to poll for
         cfg = self.config
+        # The stall itself is the command: nothing to poll for. Then one more backoff + request
+        # timeout, so a second attempt near the end of the pause has settled too (else a later
+        # RedisDrop could find a socket between two subscriptions, and cut nothing).
+        time.sleep((cmd.ms + cfg.retry_max_ms + cfg.request_timeout_ms) / 1000)
         within = (2 * cfg.retry_max_ms + 2 * cfg.request_timeout_ms) / 1000 + SLACK
         values: dict[str, Any] = {"numsub": self._wait_numsub(target, within)}
         if cfg.metrics:
