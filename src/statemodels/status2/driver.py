@@ -142,6 +142,16 @@ class Status2Driver:
         poll_until(back, timeout=within, interval=0.005)
         return dict(sorted(seen.items()))
 
+    def _settle(self, channels: list[str]) -> None:
+        """After sockets closed: wait until Redis no longer counts their subscriptions (the
+        service lets go of one a moment after the socket ends; a publish before that would still
+        reach it). Bounded; a service that never lets go shows up in the next receiver count."""
+        if not channels:
+            return
+        target = {c: self._open_channels().get(c, 0) for c in channels}
+        within = self.config.request_timeout_ms / 1000 + SLACK
+        self._wait_numsub(target, within)
+
     def _http(self, path: str) -> tuple[int, str]:
         parts = urlsplit(self.base_url)
         conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=5)
@@ -227,6 +237,8 @@ class Status2Driver:
             return Outcome.failed(type(exc).__name__, str(exc))
         if cmd.kind == "oversized":
             self._wait_closed([client], SLACK)
+            if client.closed_at is not None and client.channel:
+                self._settle([client.channel])
         return Outcome.ok()
 
     def _Heartbeat(self, cmd: Heartbeat) -> Outcome:
@@ -243,11 +255,15 @@ class Status2Driver:
             # Not cut: report how long it was kept alive without a pong that counts.
             return Outcome.ok(cut=False, silent_ms=round((time.monotonic() - start) * 1000, 1))
         silent = (client.closed_at - client.last_pong) * 1000
+        if client.channel:
+            self._settle([client.channel])
         return Outcome.ok(cut=True, silent_ms=round(silent, 1))
 
     def _ClientClose(self, cmd: ClientClose) -> Outcome:
         client = self.clients.pop(cmd.sock)
         self._call(client.ws.close(1000), 5.0)
+        if client.channel:
+            self._settle([client.channel])
         return Outcome.ok()
 
     def _RedisDrop(self, cmd: RedisDrop) -> Outcome:
@@ -256,6 +272,10 @@ class Status2Driver:
         for channel in sorted(target):
             self.redis.publish(channel, cmd.during)
         cfg = self.config
+        # A client library may reconnect and resubscribe by itself before reporting the error
+        # (redis-py does); the service then lets go and redials only after its first backoff.
+        # So the subscription that counts cannot be there before retry_base: wait that long.
+        time.sleep(cfg.retry_base_ms / 1000)
         within = (2 * cfg.retry_max_ms + 2 * cfg.request_timeout_ms) / 1000 + SLACK
         return Outcome.ok(numsub=self._wait_numsub(target, within))
 
@@ -300,6 +320,7 @@ class Status2Driver:
         socks = [c for c in self.clients.values() if c.closed_at is None]
         code = self.service.sigterm(self.config.write_timeout_ms / 1000 + SLACK + 5)
         self._wait_closed(socks, SLACK)
+        self._settle(sorted({c.channel for c in socks if c.channel}))
         self.service.restart()
         self._baseline = {}
         return Outcome.ok(exit_code=code)
