@@ -86,9 +86,11 @@ class Client:
             if self.word is None:
                 await self.ws.pong()  # only a WebSocket-level pong: it must not count
             else:
-                await self.ws.send(json.dumps({"type": self.word}))
+                # Marked before the send: the service may read it before this coroutine
+                # resumes, and a mark taken after would make its cut look early.
                 if self.word == "pong":
                     self.last_pong = time.monotonic()
+                await self.ws.send(json.dumps({"type": self.word}))
         except ConnectionClosed:
             pass
 
@@ -96,8 +98,8 @@ class Client:
         """Send a lowercase pong at once (leaving a heartbeat test)."""
         self.word = "pong"
         with contextlib.suppress(ConnectionClosed):
-            await self.ws.send(json.dumps({"type": "pong"}))
             self.last_pong = time.monotonic()
+            await self.ws.send(json.dumps({"type": "pong"}))
 
 
 class ClientLoop:
