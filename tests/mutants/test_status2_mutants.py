@@ -18,27 +18,27 @@ pytestmark = pytest.mark.mutant
 #: symptom is ``Kind/field`` or ``Kind/field:reason``; Kind is the command, or the check
 #: (``streams``: what the sockets received, ``metrics``: a scrape).
 SYMPTOMS: dict[str, tuple[int, tuple[str, ...]]] = {
-    "pattern-subscribe": (8, ("Connect/numpat", "streams/streams:cross-channel")),
-    "no-request-timeout": (8, ("RedisPause/reconnects",)),
-    "no-jitter": (10, ("RedisOutage/hangup_spread_ms",)),
+    "pattern-subscribe": (15, ("Connect/numpat", "streams/streams:cross-channel")),
+    "no-request-timeout": (15, ("RedisPause/reconnects",)),
+    "no-jitter": (15, ("RedisOutage/hangup_spread_ms",)),
     "retry-never-reset": (
-        10,
+        15,
         ("streams/streams:unexpected-hangup", "RedisDrop/numsub", "RedisPause/numsub"),
     ),
-    "pong-timeout-ignored": (8, ("Heartbeat/cut",)),
-    "ws-pong-counted": (8, ("Heartbeat/cut",)),
-    "pong-case-sensitive": (8, ("Heartbeat/cut",)),
-    "origin-check-skipped": (8, ("Connect/status",)),
+    "pong-timeout-ignored": (15, ("Heartbeat/cut",)),
+    "ws-pong-counted": (15, ("Heartbeat/cut",)),
+    "pong-case-sensitive": (15, ("Heartbeat/cut",)),
+    "origin-check-skipped": (15, ("Connect/status",)),
     "no-hangup-on-shutdown": (
         8,
         ("streams/streams:close-code", "streams/delivered:missing-frames"),
     ),
-    "gauge-leak-on-give-up": (8, ("metrics/connections_active",)),
-    "payload-utf8-replaced": (8, ("streams/streams:mutated",)),
-    "payload-html-escaped": (8, ("streams/streams:mutated",)),
-    "idle-channel-error": (8, ("Publish/receivers", "RedisDrop/numsub", "Connect/numsub")),
-    "trailing-slash-kept": (8, ("Connect/status",)),
-    "no-read-limit": (8, ("streams/delivered:not-closed",)),
+    "gauge-leak-on-give-up": (15, ("metrics/connections_active",)),
+    "payload-utf8-replaced": (15, ("streams/streams:mutated",)),
+    "payload-html-escaped": (15, ("streams/streams:mutated",)),
+    "idle-channel-error": (15, ("Publish/receivers", "RedisDrop/numsub", "Connect/numsub")),
+    "trailing-slash-kept": (15, ("Connect/status",)),
+    "no-read-limit": (15, ("streams/delivered:not-closed",)),
 }
 
 

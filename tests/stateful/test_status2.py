@@ -45,7 +45,7 @@ def test_status2_agrees_with_its_model(status2, status2_redis):
 @pytest.mark.mutant
 def test_status2_machine_catches_a_pattern_subscription(status2_redis):
     with bundled_status2(status2_redis, mutants={"pattern-subscribe"}) as svc:
-        found = catch_mutant(lambda: bundled_machine(svc, status2_redis), budget="ci", max_steps=8)
+        found = catch_mutant(lambda: bundled_machine(svc, status2_redis), budget="ci", max_steps=15)
     assert "numpat" in found.signature or "cross-channel" in found.signature
 
 
