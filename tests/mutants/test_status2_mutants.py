@@ -30,7 +30,7 @@ SYMPTOMS: dict[str, tuple[int, tuple[str, ...]]] = {
     "pong-case-sensitive": (15, ("Heartbeat/cut",)),
     "origin-check-skipped": (15, ("Connect/status",)),
     "no-hangup-on-shutdown": (
-        8,
+        15,
         ("streams/streams:close-code", "streams/delivered:missing-frames"),
     ),
     "gauge-leak-on-give-up": (15, ("metrics/connections_active",)),
