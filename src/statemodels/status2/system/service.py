@@ -251,6 +251,10 @@ class Status2:
                     )
             if "pong-timeout-ignored" in self.m:
                 continue
+            # Let the reader take what has already arrived: after this process was starved, the
+            # timer wakes this task before the reader sees the pongs queued meanwhile.
+            for _ in range(3):
+                await asyncio.sleep(0)
             if time.monotonic() - state["last_seen"] > self.cfg.pong_timeout:
                 log.info("pong timeout exceeded")
                 return
