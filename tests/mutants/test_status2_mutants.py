@@ -1,0 +1,100 @@
+"""Every seeded bug of the bundled status2 is caught within the ``ci`` budget, shrunk, and by
+its own symptom (the signature names it), not by some side effect."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from statemodels.engine import catch_mutant
+from statemodels.infra.redis import RedisServer
+from statemodels.pytest_plugin import long_lived
+from statemodels.status2 import MUTANTS, bundled_machine, bundled_status2
+
+pytestmark = pytest.mark.mutant
+
+#: mutant -> (longest repro accepted, symptoms of which one must be in the signature). A
+#: symptom is ``Kind/field`` or ``Kind/field:reason``; Kind is the command, or the check
+#: (``streams``: what the sockets received, ``metrics``: a scrape).
+SYMPTOMS: dict[str, tuple[int, tuple[str, ...]]] = {
+    "pattern-subscribe": (15, ("Connect/numpat", "streams/streams:cross-channel")),
+    "no-request-timeout": (15, ("RedisPause/reconnects",)),
+    "no-jitter": (15, ("RedisOutage/hangup_spread_ms",)),
+    "retry-never-reset": (
+        15,
+        ("streams/streams:unexpected-hangup", "RedisDrop/numsub", "RedisPause/numsub"),
+    ),
+    "pong-timeout-ignored": (15, ("Heartbeat/cut",)),
+    "ws-pong-counted": (15, ("Heartbeat/cut",)),
+    "pong-case-sensitive": (15, ("Heartbeat/cut",)),
+    "origin-check-skipped": (15, ("Connect/status",)),
+    "no-hangup-on-shutdown": (
+        15,
+        ("streams/streams:close-code", "streams/delivered:missing-frames"),
+    ),
+    "gauge-leak-on-give-up": (15, ("metrics/connections_active",)),
+    "payload-utf8-replaced": (15, ("streams/streams:mutated",)),
+    "payload-html-escaped": (15, ("streams/streams:mutated",)),
+    "idle-channel-error": (15, ("Publish/receivers", "RedisDrop/numsub", "Connect/numsub")),
+    "trailing-slash-kept": (15, ("Connect/status",)),
+    "no-read-limit": (15, ("streams/delivered:not-closed",)),
+}
+
+
+def shows(signature: str, symptom: str) -> bool:
+    """Does ``Machine/Kind/field:reason,...`` show ``Kind/field`` (or ``Kind/field:reason``)?"""
+    _, kind, fields = signature.split("/", 2)
+    want_kind, want = symptom.split("/", 1)
+    items = fields.split(",")
+    return kind == want_kind and any(i == want or i.startswith(want + ":") for i in items)
+
+
+def test_symptoms_are_read_from_signatures():
+    sig = "Status2Machine/Connect/numpat:missing,numsub:missing,status:differs"
+    assert shows(sig, "Connect/status") and not shows(sig, "Publish/status")
+    assert shows("Status2Machine/streams/streams:mutated", "streams/streams:mutated")
+    assert not shows("Status2Machine/streams/streams:lost", "streams/streams:mutated")
+
+
+#: Mutants this machine does not yet catch within ``ci`` (each hit a 240 s cap, or needs more
+#: than the steps allowed): realistic bugs it is blind to, listed so that nobody mistakes the
+#: catalogue for coverage. They are hunted by ``statemodels hunt status2`` (the weekly table),
+#: not here; moving one back to the tested set is the work that closes the gap.
+NOT_YET_CAUGHT = frozenset(
+    {
+        "gauge-leak-on-give-up",
+        "no-jitter",
+        "no-read-limit",
+        "origin-check-skipped",
+        "payload-html-escaped",
+        "payload-utf8-replaced",
+        "pong-case-sensitive",
+        "retry-never-reset",
+    }
+)
+
+
+def test_every_mutant_has_a_symptom():
+    assert sorted(SYMPTOMS) == sorted(MUTANTS)
+    assert set(MUTANTS) > NOT_YET_CAUGHT
+
+
+@pytest.fixture(scope="module")
+def status2_redis() -> Iterator[RedisServer]:
+    server = RedisServer.start()
+    long_lived(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("mutant", sorted(set(MUTANTS) - NOT_YET_CAUGHT))
+def test_status2_machine_catches(mutant, status2_redis):
+    max_steps, symptoms = SYMPTOMS[mutant]
+    with bundled_status2(status2_redis, mutants={mutant}) as svc:
+        found = catch_mutant(
+            lambda: bundled_machine(svc, status2_redis), budget="ci", max_steps=max_steps
+        )
+    assert any(shows(found.signature, s) for s in symptoms), found.signature

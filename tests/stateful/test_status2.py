@@ -1,0 +1,118 @@
+"""status2 end to end: the bundled service (a real process on a real Redis) against the model.
+
+One test runs the machine at the active budget; one sample mutant hunt; the rest pin the parts of
+the contract that a machine run only touches by chance (origins unset, /health, /metrics off).
+"""
+
+from __future__ import annotations
+
+import http.client
+from collections.abc import Iterator
+
+import pytest
+
+from statemodels.engine import catch_mutant, run_machine
+from statemodels.errors import ConfigurationError
+from statemodels.infra.ports import free_port
+from statemodels.infra.redis import RedisServer
+from statemodels.pytest_plugin import long_lived
+from statemodels.status2 import ServiceConfig, Status2Service, bundled_machine, bundled_status2
+from statemodels.status2.target import UserTarget, parse_config
+
+
+@pytest.fixture(scope="module")
+def status2_redis() -> Iterator[RedisServer]:
+    """A Redis of our own: the machine kills and restarts it (outages)."""
+    server = RedisServer.start()
+    long_lived(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def status2(status2_redis: RedisServer) -> Iterator[Status2Service]:
+    with bundled_status2(status2_redis) as svc:
+        long_lived(svc)
+        yield svc
+
+
+def test_status2_agrees_with_its_model(status2, status2_redis):
+    run_machine(lambda: bundled_machine(status2, status2_redis))
+
+
+@pytest.mark.mutant
+def test_status2_machine_catches_a_pattern_subscription(status2_redis):
+    with bundled_status2(status2_redis, mutants={"pattern-subscribe"}) as svc:
+        found = catch_mutant(lambda: bundled_machine(svc, status2_redis), budget="ci", max_steps=15)
+    assert "numpat" in found.signature or "cross-channel" in found.signature
+
+
+def _get(svc: Status2Service, path: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", svc.port, timeout=5)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
+def test_origins_unset_accepts_any_and_says_so(status2_redis):
+    config = ServiceConfig(allowed_origins=(), metrics=True)
+    with bundled_status2(status2_redis, config) as svc:
+        status, text = _get(svc, "/metrics")
+        assert status == 200
+        assert "status2_origin_check_disabled 1.0" in text
+        assert "STATUS_ALLOWED_ORIGINS is unset" in svc.log_text()
+
+
+def test_health_and_metrics_disabled(status2_redis):
+    with bundled_status2(status2_redis, ServiceConfig(metrics=False)) as svc:
+        assert _get(svc, "/health") == (200, "OK")
+        assert _get(svc, "/metrics")[0] == 404
+        assert _get(svc, "/")[0] == 404
+
+
+def test_an_unknown_mutant_is_a_one_line_error(status2_redis):
+    with pytest.raises(ConfigurationError) as info:
+        Status2Service.start(ServiceConfig(), redis_url=status2_redis.url, mutants={"no-jiter"})
+    assert str(info.value).startswith("unknown mutant(s) 'no-jiter': choose from ")
+
+
+def test_a_user_s_status2_by_url(status2, status2_redis):
+    """``STATEMODELS_STATUS2_URL`` (+ ``_REDIS_URL``, ``_CONFIG``) drives a running status2 the
+    machine does not own; without it the bundled one stands in, reached only by its URL."""
+    target = UserTarget.from_env() or UserTarget(
+        status2.base_url, status2_redis.url, status2.config, redis_control=True
+    )
+    target.validate()
+    run_machine(target.machine, max_examples=3)
+
+
+def test_a_user_target_that_is_wrong_is_a_one_line_error(status2, status2_redis):
+    nowhere = UserTarget(
+        f"http://127.0.0.1:{free_port()}", status2_redis.url, status2.config, False
+    )
+    with pytest.raises(
+        ConfigurationError, match=r"^cannot reach status2 at .*STATEMODELS_STATUS2_URL"
+    ):
+        nowhere.validate()
+    not_status2 = UserTarget(
+        f"http://127.0.0.1:{status2_redis.port}", status2_redis.url, status2.config, False
+    )
+    with pytest.raises(ConfigurationError, match=r"^cannot reach status2|is not a status2"):
+        not_status2.validate()
+    with RedisServer.start() as other:
+        wrong = UserTarget(status2.base_url, other.url, status2.config, False)
+        with pytest.raises(
+            ConfigurationError, match="STATEMODELS_STATUS2_REDIS_URL must be the Redis"
+        ):
+            wrong.validate()
+    with pytest.raises(ConfigurationError, match="STATEMODELS_STATUS2_CONFIG part 'pong=soon'"):
+        parse_config("ping=100,pong=soon")
+    assert parse_config("ping=100,origins=a.example|*.b.example").allowed_origins == (
+        "a.example",
+        "*.b.example",
+    )
