@@ -258,7 +258,7 @@ class RelayModel:
     rules: Mapping[str, Rule] = attrs.field(factory=dict)
     slots: Mapping[str, Slot] = attrs.field(factory=dict)
     faults: Mapping[str, int] = attrs.field(factory=dict)
-    latency: float = 0.1
+    latency: float = 0.75
     derive: Callable[[str, str, int, str], str] = derive_rule_id
 
     # -- queries the machine uses for preconditions ----------------------------------------
