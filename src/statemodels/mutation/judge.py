@@ -33,7 +33,7 @@ from ..engine import Divergence, run_machine
 
 __all__ = ["judge_pggit", "judge_relay", "main"]
 
-_NO_SHRINK = {
+_NO_SHRINK: dict[str, Any] = {
     "phases": (Phase.explicit, Phase.reuse, Phase.generate),
     "database": None,
     "derandomize": True,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import random
@@ -174,11 +175,12 @@ def run_system(
     baseline: bool = True,
     only: Sequence[str] = (),
     judge_equivalent: bool = False,
-    log: Any = print,
+    log: Any = None,
 ) -> SystemReport:
     """Generate, judge and score the mutants of one bundled system (``relay`` or ``pggit``)."""
     if system not in SYSTEMS:
         raise ConfigurationError(f"unknown system {system!r}; choose one of {SYSTEMS}")
+    log = log or functools.partial(print, flush=True)
     with contextlib.ExitStack() as stack:
         # Both judges import statemodels from a snapshot: editing the work tree while a long
         # run goes on changes neither the mutants nor the machines judging them.
@@ -233,7 +235,9 @@ def run_system(
                 verdict, sig, took = judge(pggit_args(mutant.apply(source)))
             if verdict == "survived" and key in EQUIVALENT:
                 verdict, sig = "equivalent", EQUIVALENT[key]
-            results.append(Result(mutant.id, mutant.description, verdict, sig, round(took, 2), diff))
+            results.append(
+                Result(mutant.id, mutant.description, verdict, sig, round(took, 2), diff)
+            )
             log(f"  {verdict:<10} {took:6.1f}s  {mutant.id}  {sig or ''}")
         return SystemReport(system, len(generated), tuple(results), base_seconds, stale)
 

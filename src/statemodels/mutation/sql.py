@@ -20,7 +20,8 @@ Every mutant has a stable id (``op:L<line>:<what>``) so that triage -- which sur
 equivalent -- can be written down and checked on the next run. Example::
 
     >>> from statemodels.mutation.sql import mutants
-    >>> [m.id for m in mutants("SELECT 1 WHERE a = b;")][:3]
+    >>> body = "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $f$ SELECT 1 WHERE a = b; $f$;"
+    >>> [m.id for m in mutants(body)][:3]
     ['cmp:L1:=-><>', 'const:L1:1->0', 'const:L1:1->2']
 """
 
@@ -58,6 +59,7 @@ _COND_END = {
     "THEN", "LOOP", "AND", "OR", "ORDER", "LIMIT", "RETURNING", "GROUP", "FOR", "INTO", "ON",
     "LEFT", "JOIN", "WHERE", "END", "ELSE", "UNION",
 }  # fmt: skip
+_OPTIONS = {"ERRCODE", "MESSAGE", "DETAIL", "HINT"}
 _STMT_WORDS = {"PERFORM", "UPDATE", "INSERT", "DELETE", "RAISE", "RETURN", "SELECT", "CONTINUE"}
 _STMT_AFTER = {"BEGIN", "THEN", "ELSE", "LOOP"}
 
@@ -164,13 +166,16 @@ class _Builder:
         original = self.source[start:end]
         if original == repl:
             return
-        mid = f"{op}:L{first.line}:{what}"
+        # The line of the edit's first word, not of a separator it takes along.
+        lead = len(original) - len(original.lstrip(", \n\t"))
+        line = first.line + original[:lead].count("\n")
+        mid = f"{op}:L{line}:{what}"
         n, base = 2, mid
         while mid in self.seen:  # two identical edits on one line
             mid, n = f"{base}#{n}", n + 1
         self.seen.add(mid)
-        desc = f"line {first.line}: {' '.join(original.split())[:60]!r} -> {repl[:60]!r}"
-        self.out.append(SqlMutant(mid, op, first.line, start, end, repl, desc))
+        desc = f"line {line}: {' '.join(original.split())[:60]!r} -> {repl[:60]!r}"
+        self.out.append(SqlMutant(mid, op, line, start, end, repl, desc))
 
 
 def mutants(source: str, ops: tuple[str, ...] = OPERATORS) -> list[SqlMutant]:
@@ -195,7 +200,13 @@ def _cmp(code: list[Token], ctx: list[str]) -> Iterator[Proposal]:
             in_set = True
         elif u in ("WHERE", "RETURNING", ";", "FROM") or t.text == ";":
             in_set = False
-        if t.kind == "op" and not in_set and (ctx[i] != "ddl" or t.text in _BOUNDARY):
+        option = i > 0 and code[i - 1].upper in _OPTIONS  # RAISE ... USING ERRCODE = '...'
+        if (
+            t.kind == "op"
+            and not in_set
+            and not option
+            and (ctx[i] != "ddl" or t.text in _BOUNDARY)
+        ):
             for repl in _NEGATE.get(t.text, []) + _BOUNDARY.get(t.text, []):
                 yield t, t, repl, f"{t.text}->{repl}"
         nxt = code[i + 1] if i + 1 < len(code) else None
@@ -213,7 +224,9 @@ def _cmp(code: list[Token], ctx: list[str]) -> Iterator[Proposal]:
 def _arith(code: list[Token], ctx: list[str]) -> Iterator[Proposal]:
     for i, t in enumerate(code):
         prev = code[i - 1] if i else None
-        binary = prev is not None and (prev.kind in ("word", "number", "qident") or prev.text == ")")
+        binary = prev is not None and (
+            prev.kind in ("word", "number", "qident") or prev.text == ")"
+        )
         if t.kind == "op" and t.text in "+-" and binary:
             repl = "-" if t.text == "+" else "+"
             yield t, t, repl, f"{t.text}->{repl}"
@@ -253,15 +266,17 @@ def _cond(code: list[Token], ctx: list[str]) -> Iterator[Proposal]:
         elif u == "CHECK" and i + 1 < len(code) and code[i + 1].text == "(":
             end = _depth_scan(code, i + 2, 1, set()) + 1  # the closing paren
             first = i - 2 if i >= 2 and code[i - 2].upper == "CONSTRAINT" else i
+            # Take one separating comma along, or the table's column list stops parsing.
+            if end + 1 < len(code) and code[end + 1].text == ",":
+                end += 1
+            elif code[first - 1].text == "," and code[end + 1].text == ")":
+                first -= 1
             yield code[first], code[end], "", "drop_CHECK"
 
 
 def _between(code: list[Token], i: int) -> bool:
     """Whether the ``AND`` at ``i`` is the one of ``x BETWEEN a AND b``."""
-    for j in range(i - 1, max(i - 4, -1), -1):
-        if code[j].upper == "BETWEEN":
-            return True
-    return False
+    return any(code[j].upper == "BETWEEN" for j in range(i - 1, max(i - 4, -1), -1))
 
 
 def _stmt(code: list[Token], ctx: list[str]) -> Iterator[Proposal]:
@@ -287,7 +302,9 @@ def _swap(code: list[Token], ctx: list[str]) -> Iterator[Proposal]:
     for i, t in enumerate(code):
         u = t.upper
         if u == "INSERT":
-            paren = next((j for j in range(i + 1, min(i + 7, len(code))) if code[j].text == "("), None)
+            paren = next(
+                (j for j in range(i + 1, min(i + 7, len(code))) if code[j].text == "("), None
+            )
             if paren is not None:
                 yield from _swap_list(code, paren + 1, "insert_columns")
         elif u == "SELECT" and ctx[i] != "ddl":

@@ -56,7 +56,8 @@ __all__ = [
 
 TABLE_NAMES = ("t1", "t2", "a.b", 'x"y', "select", "Table $$ 🐘")
 COLUMN_NAMES = ("a", "b", "order", 'c"d', "xmin")
-BRANCH_NAMES = ("main", "feature", "it's $$ 🐘", "", "x" * 256)
+#: The contract's 1..255 characters, at, just inside and just outside both ends.
+BRANCH_NAMES = ("main", "feature", "it's $$ 🐘", "", "b", "bc", "x" * 254, "y" * 255, "z" * 256)
 MESSAGES = (
     "",
     "msg",
@@ -68,11 +69,14 @@ MESSAGES = (
     "tab\tnew\nline",
     "ünïcødé 🐘",
 )
-#: Well-formed IDs from 2001 (no generated ID can equal one), and a malformed one.
+#: Well-formed IDs from 2001 (no generated ID can equal one), and malformed ones.
 CUSTOM_TRINITY_IDS = (
     "20010101000000000000-000001-0badcafe",
     "20010101000000000000-000002-00000000",
     "20010101000000000000-000003-ABCDEF01",
+    # One character short of the format, in the timestamp and in the hex part.
+    "2001010100000000000-000004-0badcafe",
+    "20010101000000000000-000005-0badcaf",
 )
 TIMEZONES = ("UTC", "Pacific/Kiritimati", "America/Los_Angeles", "Asia/Kolkata", "Etc/GMT+12")
 
@@ -106,7 +110,7 @@ def column_names() -> st.SearchStrategy[str]:
 
 
 def branch_names(known: Names = ()) -> st.SearchStrategy[str]:
-    """Branch names, including an empty and a 256-character one (both invalid: 1..255)."""
+    """Branch names, the 1..255 limit at and around both ends (0 and 256 are invalid)."""
     return _mostly(BRANCH_NAMES, known, storable_text(max_size=12))
 
 

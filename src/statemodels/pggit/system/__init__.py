@@ -101,7 +101,10 @@ def install_sql(
 
 
 def install(
-    conn: psycopg.Connection[Any], mutants: Iterable[str] = frozenset(), *, source: str | None = None
+    conn: psycopg.Connection[Any],
+    mutants: Iterable[str] = frozenset(),
+    *,
+    source: str | None = None,
 ) -> None:
     """Install the bundled pgGit-compatible schema into the database behind ``conn``.
 
