@@ -48,6 +48,7 @@ class PyMutant:
     occurrence: int
     line: int
     description: str
+    text: str = ""  # the edited line, stripped
 
 
 def _operators() -> list[tuple[str, object]]:
@@ -81,7 +82,7 @@ def mutants(package_root: Path) -> list[PyMutant]:
             for occurrence, (start, _end) in enumerate(positions):
                 line = start[0]
                 short = op_name.removeprefix("core/")
-                text = lines[line - 1].strip()[:70] if line <= len(lines) else ""
+                text = lines[line - 1].strip() if line <= len(lines) else ""
                 found.append(
                     PyMutant(
                         id=f"{name.removesuffix('.py')}:{short}:{occurrence}",
@@ -89,7 +90,8 @@ def mutants(package_root: Path) -> list[PyMutant]:
                         operator=op_name,
                         occurrence=occurrence,
                         line=line,
-                        description=f"{name}:{line} {short} in {text!r}",
+                        description=f"{name}:{line} {short} in {text[:70]!r}",
+                        text=text,
                     )
                 )
     return found

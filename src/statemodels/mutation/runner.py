@@ -41,7 +41,7 @@ import statemodels
 from ..errors import ConfigurationError, StatemodelsError
 from . import relay as relay_mutants
 from . import sql as sql_mutants
-from .triage import EQUIVALENT
+from .triage import EQUIVALENT, equivalent_reason
 
 __all__ = ["Result", "SystemReport", "main", "run_system"]
 
@@ -223,9 +223,11 @@ def run_system(
         for mutant in generated:
             if mutant.id not in chosen:
                 continue
-            key = prefix + mutant.id
-            if key in EQUIVALENT and not judge_equivalent:
-                results.append(Result(mutant.id, mutant.description, "equivalent", EQUIVALENT[key]))
+            why = equivalent_reason(
+                system, mutant.id, getattr(mutant, "file", ""), getattr(mutant, "text", "")
+            )
+            if why and not judge_equivalent:
+                results.append(Result(mutant.id, mutant.description, "equivalent", why))
                 continue
             if system == "relay":
                 with relay_mutants.applied(root, mutant) as diff:
@@ -233,8 +235,8 @@ def run_system(
             else:
                 diff = mutant.description
                 verdict, sig, took = judge(pggit_args(mutant.apply(source)))
-            if verdict == "survived" and key in EQUIVALENT:
-                verdict, sig = "equivalent", EQUIVALENT[key]
+            if verdict == "survived" and why:
+                verdict, sig = "equivalent", why
             results.append(
                 Result(mutant.id, mutant.description, verdict, sig, round(took, 2), diff)
             )

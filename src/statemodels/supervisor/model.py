@@ -327,6 +327,8 @@ class RelayModel:
                     return Step(self, {"error": AnyOf(None, "Error"), **timed})
                 expect = {"rules": self.rules_of(iface), "identity": Same(worker_slot(iface))}
                 return Step(self, {**expect, **timed})
+            case SendRaw(kind="at-limit"):  # a Ping of exactly the request size limit
+                return Step(self, timed)
             case SendRaw():
                 return Step(self, fail)
             case KillWorker(interface=iface, signal=sig):
