@@ -78,7 +78,9 @@ def _sample(system: str, mutants: list[Any], n: int, seed: int) -> list[str]:
     candidates = sorted(
         m.id
         for m in mutants
-        if not equivalent_reason(system, m.id, getattr(m, "file", ""), getattr(m, "text", ""))
+        if not equivalent_reason(
+            system, m.id, getattr(m, "file", ""), getattr(m, "text", ""), getattr(m, "operator", "")
+        )
     )
     return random.Random(seed).sample(candidates, n)
 

@@ -224,7 +224,11 @@ def run_system(
             if mutant.id not in chosen:
                 continue
             why = equivalent_reason(
-                system, mutant.id, getattr(mutant, "file", ""), getattr(mutant, "text", "")
+                system,
+                mutant.id,
+                getattr(mutant, "file", ""),
+                getattr(mutant, "text", ""),
+                getattr(mutant, "operator", ""),
             )
             if why and not judge_equivalent:
                 results.append(Result(mutant.id, mutant.description, "equivalent", why))

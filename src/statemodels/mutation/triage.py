@@ -10,7 +10,7 @@ the score's denominator. An id the generator no longer produces is reported by t
 
 from __future__ import annotations
 
-__all__ = ["EQUIVALENT", "EQUIVALENT_LINES", "equivalent_reason"]
+__all__ = ["EQUIVALENT", "EQUIVALENT_RULES", "equivalent_reason"]
 
 _CATALOGUE = "only matters with a catalogue mutant switched on (--mutant), never in a real run"
 
@@ -25,6 +25,10 @@ EQUIVALENT: dict[str, str] = {
     "whose relid is NULL, and NULLs never collide",
     "pggit/cond:L139:IF->true": "the first-use INSERT ... ON CONFLICT DO NOTHING is a no-op for "
     "a branch that exists, and the re-read returns the same row",
+    "pggit/cond:L193:drop_AND_left": "every pggit.objects row is a TABLE (the column's "
+    "default; nothing else is ever tracked), so the object_type test is always true",
+    "pggit/swap:L179:swap_insert_columns_4_5": "history.old_name and sql_executed swapped: "
+    "the contract names only (change_type, old_version, new_version) of a history row",
     # -- the relay ---------------------------------------------------------------------------
     "relay/supervisor:NumberReplacer:3": "Worker.pidfd's initial value is overwritten at spawn "
     "before any use; " + _CATALOGUE,
@@ -32,25 +36,46 @@ EQUIVALENT: dict[str, str] = {
     "partial-resync / upsert-duplicates catalogue mutants; " + _CATALOGUE,
     "relay/supervisor:NumberReplacer:54": "reset() waits for workers it just SIGKILLed: they "
     "are reaped in milliseconds, a 2 s or 3 s or 1 s timeout never expires",
+    "relay/supervisor:ReplaceComparisonOperator_GtE_NotEq:0": "reap() closes a pidfd >= 0 or "
+    "!= 0: a pidfd is never 0 (stdin is open) and -1 only under a catalogue mutant",
 }
 
-#: ``(system, file, text on the edited line, reason)``: every mutant of such a line is equivalent.
-EQUIVALENT_LINES: tuple[tuple[str, str, str, str], ...] = (
+#: ``(system, file, operator, text on the edited line, reason)``: every mutant matching all
+#: four (``""`` matches anything) is equivalent -- whole families, argued once.
+EQUIVALENT_RULES: tuple[tuple[str, str, str, str, str], ...] = (
     (
         "relay",
         "supervisor.py",
+        "",
         "p.add_argument(",
         "a command-line default the launcher always overrides (it passes every timing)",
+    ),
+    (
+        "relay",
+        "",
+        "core/ReplaceComparisonOperator_Is_Eq",
+        "",
+        "'is' made '==': the relay compares with None or with its own Worker/Slot objects, "
+        "which have no __eq__, so == is identity",
+    ),
+    (
+        "relay",
+        "",
+        "core/ReplaceComparisonOperator_IsNot_NotEq",
+        "",
+        "'is not' made '!=': as for 'is' made '==', identity either way",
     ),
 )
 
 
-def equivalent_reason(system: str, mutant_id: str, file: str = "", line_text: str = "") -> str:
+def equivalent_reason(
+    system: str, mutant_id: str, file: str = "", line_text: str = "", operator: str = ""
+) -> str:
     """Why this mutant is equivalent, or ``""`` if nobody found it so."""
     reason = EQUIVALENT.get(f"{system}/{mutant_id}", "")
     if reason:
         return reason
-    for sys_, file_, text, why in EQUIVALENT_LINES:
-        if sys_ == system and file_ == file and text in line_text:
+    for sys_, file_, op_, text, why in EQUIVALENT_RULES:
+        if (sys_, file_ or file, op_ or operator) == (system, file, operator) and text in line_text:
             return why
     return ""
