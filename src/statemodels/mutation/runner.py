@@ -239,7 +239,7 @@ def run_system(
             else:
                 diff = mutant.description
                 verdict, sig, took = judge(pggit_args(mutant.apply(source)))
-            if verdict == "survived" and why:
+            if verdict in ("survived", "timed out") and why:  # judged anyway (--judge-equivalent)
                 verdict, sig = "equivalent", why
             results.append(
                 Result(mutant.id, mutant.description, verdict, sig, round(took, 2), diff)

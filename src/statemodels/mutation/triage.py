@@ -36,6 +36,8 @@ EQUIVALENT: dict[str, str] = {
     "partial-resync / upsert-duplicates catalogue mutants; " + _CATALOGUE,
     "relay/supervisor:NumberReplacer:54": "reset() waits for workers it just SIGKILLed: they "
     "are reaped in milliseconds, a 2 s or 3 s or 1 s timeout never expires",
+    "relay/worker:ReplaceComparisonOperator_Eq_GtE:3": "kind >= 'RemoveRule' where kind == "
+    "'RemoveRule' was: the only kinds left there are RemoveRule and GetRules ('G' < 'R')",
     "relay/supervisor:ReplaceComparisonOperator_GtE_NotEq:0": "reap() closes a pidfd >= 0 or "
     "!= 0: a pidfd is never 0 (stdin is open) and -1 only under a catalogue mutant",
 }
