@@ -128,31 +128,40 @@ def commits(branches: Names = ()) -> st.SearchStrategy[Commit]:
     return st.builds(Commit, branch_names(branches), messages(), custom_trinity_ids())
 
 
-def ops(tables: Names = (), branches: Names = ()) -> st.SearchStrategy[Op]:
+def ops(tables: Names = (), branches: Names = (), live: Names = ()) -> st.SearchStrategy[Op]:
     """Any single op: table DDL, a commit, a branch created or deleted.
 
     ``tables`` and ``branches`` are names the example already used: drawn more often.
+    ``live``: the tables that exist now. Alter, rename and drop name one of them mostly (one
+    naming a missing table fails and changes nothing: a minority, not the rule).
     """
     table = table_names(tables)
+    existing = table
+    if live:  # three in four name a live table
+        pick = st.sampled_from(live)
+        existing = st.one_of(pick, pick, pick, table)
     branch = branch_names(branches)
+    # A parent is mostly main (always there and active), else any name (perhaps deleted).
+    parent = st.one_of(st.just("main"), branch)
+    columns = st.lists(column_names(), min_size=1, max_size=3, unique=True)
     return st.one_of(
         st.builds(CreateTable, table),
-        st.builds(AlterTable, table, st.lists(column_names(), min_size=1, max_size=3)),
-        st.builds(RenameTable, table, table),
-        st.builds(DropTable, table),
+        st.builds(AlterTable, existing, columns),
+        st.builds(RenameTable, existing, table),
+        st.builds(DropTable, existing),
         commits(branches),
-        st.builds(CreateBranch, branch, branch),
+        st.builds(CreateBranch, branch, parent),
         st.builds(DeleteBranch, branch),
     )
 
 
-def txns(tables: Names = (), branches: Names = ()) -> st.SearchStrategy[Txn]:
+def txns(tables: Names = (), branches: Names = (), live: Names = ()) -> st.SearchStrategy[Txn]:
     """A transaction whose ops must vanish: rolled back, rolled back to a savepoint, or killed."""
     return st.builds(
         Txn,
-        st.lists(ops(tables, branches), min_size=1, max_size=3),
+        st.lists(ops(tables, branches, live), min_size=1, max_size=3),
         st.sampled_from(["rollback", "savepoint", "terminate"]),
-        st.lists(ops(tables, branches), max_size=2),
+        st.lists(ops(tables, branches, live), max_size=2),
     )
 
 
@@ -171,18 +180,19 @@ def generate_ids() -> st.SearchStrategy[GenerateIds]:
 
 @functools.lru_cache(maxsize=256)
 def commands(
-    tables: Names = (), branches: Names = ()
+    tables: Names = (), branches: Names = (), live: Names = ()
 ) -> st.SearchStrategy[Op | Txn | ConcurrentCommits | GenerateIds]:
     """Every command the pggit machine runs, simplest first (shrinking ends on the early ones).
 
     ``tables`` / ``branches``: names the example already used, drawn more often (the machine
-    passes what its model knows). Cached: the same names give the same strategy object.
+    passes what its model knows); ``live``: the tables that exist now. Cached: the same names
+    give the same strategy object.
     """
     # Commits are the heart of pgGit: twice the weight of any other command.
     return st.one_of(
-        ops(tables, branches),
+        ops(tables, branches, live),
         commits(branches),
-        txns(tables, branches),
+        txns(tables, branches, live),
         concurrent_commits(branches),
         generate_ids(),
     )
