@@ -269,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="write every result here")
     p.add_argument("--list", action="store_true", help="list the generated mutants and exit")
     args = p.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the scratch copy and the Postgres server are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     systems = args.systems or list(SYSTEMS)
     try:
         for system in systems:
