@@ -46,7 +46,9 @@ def _verdict(run: Any) -> dict[str, Any]:
     except Divergence as exc:
         return {"verdict": "killed", "signature": exc.signature}
     except Flaky as exc:  # diverged once, not on replay: timing-dependent, still caught
-        return {"verdict": "killed", "signature": f"flaky: {type(exc).__name__}"}
+        inner = [e for e in getattr(exc, "exceptions", ()) if isinstance(e, Divergence)]
+        first = inner[0].signature if inner else type(exc).__name__
+        return {"verdict": "killed", "signature": f"flaky: {first}"}
     except Exception as exc:  # the ordinary test would fail too
         return {"verdict": "killed", "signature": f"error: {type(exc).__name__}"}
     return {"verdict": "survived", "signature": None}

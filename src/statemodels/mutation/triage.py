@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = ["EQUIVALENT", "EQUIVALENT_RULES", "equivalent_reason"]
 
+_KINDS = "the worker's message kinds are AddRule < GetRules < RemoveRule < Sync; "
 _CATALOGUE = "only matters with a catalogue mutant switched on (--mutant), never in a real run"
 
 #: ``system/mutant id`` -> why it cannot be told apart from the real system through the contract.
@@ -36,8 +37,14 @@ EQUIVALENT: dict[str, str] = {
     "partial-resync / upsert-duplicates catalogue mutants; " + _CATALOGUE,
     "relay/supervisor:NumberReplacer:54": "reset() waits for workers it just SIGKILLed: they "
     "are reaped in milliseconds, a 2 s or 3 s or 1 s timeout never expires",
-    "relay/worker:ReplaceComparisonOperator_Eq_GtE:3": "kind >= 'RemoveRule' where kind == "
-    "'RemoveRule' was: the only kinds left there are RemoveRule and GetRules ('G' < 'R')",
+    # The worker's message kinds are four fixed strings; where an == on them is made an
+    # ordering, these still select exactly the one kind (AddRule < GetRules < RemoveRule < Sync).
+    "relay/worker:ReplaceComparisonOperator_Eq_GtE:1": _KINDS + "kind >= 'Sync': only Sync",
+    "relay/worker:ReplaceComparisonOperator_Eq_LtE:2": _KINDS + "kind <= 'AddRule': only AddRule",
+    "relay/worker:ReplaceComparisonOperator_Eq_GtE:3": _KINDS
+    + "kind >= 'RemoveRule' after Sync and AddRule: only RemoveRule",
+    "relay/worker:ReplaceComparisonOperator_Eq_GtE:4": _KINDS + "kind >= 'GetRules': only it",
+    "relay/worker:ReplaceComparisonOperator_Eq_LtE:4": _KINDS + "kind <= 'GetRules': only it",
     "relay/supervisor:ReplaceComparisonOperator_GtE_NotEq:0": "reap() closes a pidfd >= 0 or "
     "!= 0: a pidfd is never 0 (stdin is open) and -1 only under a catalogue mutant",
 }
