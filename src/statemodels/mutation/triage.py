@@ -10,7 +10,7 @@ the score's denominator. An id the generator no longer produces is reported by t
 
 from __future__ import annotations
 
-__all__ = ["EQUIVALENT", "EQUIVALENT_RULES", "equivalent_reason"]
+__all__ = ["EQUIVALENT", "EQUIVALENT_RULES", "KNOWN_GAPS", "equivalent_reason"]
 
 _KINDS = "the worker's message kinds are AddRule < GetRules < RemoveRule < Sync; "
 _CATALOGUE = "only matters with a catalogue mutant switched on (--mutant), never in a real run"
@@ -35,8 +35,10 @@ EQUIVALENT: dict[str, str] = {
     "before any use; " + _CATALOGUE,
     "relay/supervisor:NumberReplacer:11": "Relay.seq's start value only orders rules for the "
     "partial-resync / upsert-duplicates catalogue mutants; " + _CATALOGUE,
-    "relay/supervisor:NumberReplacer:54": "reset() waits for workers it just SIGKILLed: they "
-    "are reaped in milliseconds, a 2 s or 3 s or 1 s timeout never expires",
+    "relay/supervisor:NumberReplacer:46": "reset() waits for workers it just SIGKILLed: they "
+    "are reaped in milliseconds, a 2 s, 3 s or 1 s timeout never expires",
+    "relay/supervisor:NumberReplacer:54": "shutdown() waits for workers it just SIGKILLed, as "
+    "reset() does: the timeout never expires",
     # The worker's message kinds are four fixed strings; where an == on them is made an
     # ordering, these still select exactly the one kind (AddRule < GetRules < RemoveRule < Sync).
     "relay/worker:ReplaceComparisonOperator_Eq_GtE:1": _KINDS + "kind >= 'Sync': only Sync",
@@ -47,6 +49,16 @@ EQUIVALENT: dict[str, str] = {
     "relay/worker:ReplaceComparisonOperator_Eq_LtE:4": _KINDS + "kind <= 'GetRules': only it",
     "relay/supervisor:ReplaceComparisonOperator_GtE_NotEq:0": "reap() closes a pidfd >= 0 or "
     "!= 0: a pidfd is never 0 (stdin is open) and -1 only under a catalogue mutant",
+}
+
+#: Survivors that are gaps we have not closed yet: still judged and counted against the score,
+#: left out of the CI sample (which asserts every mutant it draws is killed).
+KNOWN_GAPS: dict[str, str] = {
+    "pggit/cond:L193:drop_AND_right": "a re-create continues a dropped table of another "
+    "schema: the machine only ever creates tables in public (needs a second schema)",
+    "relay/supervisor:ExceptionReplacer:7": "the request-timeout path (a client that never "
+    "half-closes) is never taken: every driver request half-closes at once; a step that "
+    "holds the socket open would cost the 1 s request timeout",
 }
 
 #: ``(system, file, operator prefix, text on the edited line, reason)``: every mutant matching
