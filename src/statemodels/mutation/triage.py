@@ -47,6 +47,8 @@ EQUIVALENT: dict[str, str] = {
     + "kind >= 'RemoveRule' after Sync and AddRule: only RemoveRule",
     "relay/worker:ReplaceComparisonOperator_Eq_GtE:4": _KINDS + "kind >= 'GetRules': only it",
     "relay/worker:ReplaceComparisonOperator_Eq_LtE:4": _KINDS + "kind <= 'GetRules': only it",
+    "relay/worker:NumberReplacer:15": "start_boottime slices /proc/<pid>/stat one byte "
+    "earlier, at the space after ')': split() drops it, the fields are the same",
     "relay/supervisor:ReplaceComparisonOperator_GtE_NotEq:0": "reap() closes a pidfd >= 0 or "
     "!= 0: a pidfd is never 0 (stdin is open) and -1 only under a catalogue mutant",
 }
