@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
 
 from ..engine import EachIn, ModelMachine, Within
+from ..infra.processes import ProcessIdentity
 from ..strategies import supervisor as strategies
 from .commands import (
     Action,
@@ -39,6 +40,7 @@ from .commands import (
     KillProgram,
     KillWorker,
     ListPrograms,
+    RemoveRule,
     Rule,
     Settle,
     StartProgram,
@@ -82,6 +84,8 @@ class RelayMachine(ModelMachine):
             1 s request timeout, so a request path that waits that timeout is still caught.
         faults: draw ``FailSpawns`` (needs fault injection in the driver).
         max_request: the relay's request size limit, for oversized payloads.
+        retire_within: seconds the worker of an interface whose last rule was removed may
+            take to exit (a stopped one is force-killed; the bundled relay does it in 0.3 s).
     """
 
     machine_name = "RelayMachine"
@@ -100,10 +104,12 @@ class RelayMachine(ModelMachine):
         faults: bool = True,
         max_request: int = 65536,
         step_timeout: float | None = None,
+        retire_within: float = 2.0,
     ) -> None:
         super().__init__(
             driver, RelayModel(policy=policy, latency=latency), step_timeout=step_timeout
         )
+        self.retire_within = retire_within
         self.relay: RelayDriver = driver
         self.tolerance = tolerance
         self.spawn_allowance = spawn_allowance
@@ -152,8 +158,29 @@ class RelayMachine(ModelMachine):
                 out = self.execute(kill)
                 if action.settle and not out.skipped:
                     self._settle(iface)
+            case RemoveRule(rule_id=rule_id) as remove:
+                self._remove(remove, self.state.rules.get(rule_id))
             case command:
                 self.execute(command)
+
+    def _remove(self, remove: RemoveRule, rule_: Rule | None) -> None:
+        """Remove a rule; if it was its interface's last, the worker must go for good.
+
+        ListWorkers stops listing a retired interface at once, so only the process table can
+        tell a worker that was never told to stop (or a stopped one never force-killed).
+        """
+        iface = rule_.input_interface if rule_ is not None else None
+        worker = self.bindings.get(worker_slot(iface)) if iface is not None else None
+        out = self.execute(remove)
+        if out.skipped or iface is None or iface in self.state.slots:
+            return
+        if isinstance(worker, ProcessIdentity):
+            self.check_eventually(
+                "retire",
+                {"worker_alive": False},
+                lambda: {"worker_alive": worker.alive()},
+                within=self.retire_within,
+            )
 
     def _add(self, rule_: Rule, settle: bool) -> None:
         new = rule_.input_interface not in self.state.slots
