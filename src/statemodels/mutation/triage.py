@@ -73,6 +73,23 @@ EQUIVALENT_RULES: tuple[tuple[str, str, str, str, str], ...] = (
         "p.add_argument(",
         "a command-line default the launcher always overrides (it passes every timing)",
     ),
+    *(
+        (
+            "relay",
+            "supervisor.py",
+            "core/NumberReplacer",
+            line,
+            "the start value of a counter or handle that is set before it is read, or read only "
+            "by catalogue mutants (partial-resync, no-resync, upsert-duplicates, stale-running)",
+        )
+        for line in (
+            "self.spawns = 0",
+            "self.spawn_seq = 0",
+            "self.seq = 0",
+            "self.request_seq = 0",
+            "self.pidfd = -1",
+        )
+    ),
     (
         "relay",
         "",
