@@ -24,6 +24,8 @@ control socket stays responsive); SIGCONT resumes it, and the commands queued me
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -86,6 +88,8 @@ class RelayMachine(ModelMachine):
         max_request: the relay's request size limit, for oversized payloads.
         retire_within: seconds the worker of an interface whose last rule was removed may
             take to exit (a stopped one is force-killed; the bundled relay does it in 0.3 s).
+        socket_mode: the permission bits the control socket must have (the bundled relay's
+            contract: ``0o600``); ``None`` leaves them unchecked (a relay you run may differ).
     """
 
     machine_name = "RelayMachine"
@@ -105,11 +109,13 @@ class RelayMachine(ModelMachine):
         max_request: int = 65536,
         step_timeout: float | None = None,
         retire_within: float = 2.0,
+        socket_mode: int | None = None,
     ) -> None:
         super().__init__(
             driver, RelayModel(policy=policy, latency=latency), step_timeout=step_timeout
         )
         self.retire_within = retire_within
+        self.socket_mode = socket_mode
         self.relay: RelayDriver = driver
         self.tolerance = tolerance
         self.spawn_allowance = spawn_allowance
@@ -127,6 +133,13 @@ class RelayMachine(ModelMachine):
     def first_rule(self, body: dict[str, Any]) -> None:
         """Every example starts with one running worker: most of the contract needs one."""
         self._add(Rule.from_json(body), settle=True)
+        if self.socket_mode is not None:
+            path = self.relay.client.socket_path
+
+            def mode() -> dict[str, Any]:
+                return {"mode": oct(stat.S_IMODE(os.stat(path).st_mode))}
+
+            self.check_eventually("socket", {"mode": oct(self.socket_mode)}, mode, within=0.0)
 
     @rule(data=st.data())
     def step(self, data: st.DataObject) -> None:
@@ -257,7 +270,7 @@ def bundled_relay_machine(
             driver,
             policy=bundled_policy(config),
             max_request=config.max_request,
-            **machine_options,
+            **{"socket_mode": 0o600, **machine_options},
         )
     except BaseException:
         relay.stop()
