@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sql", type=Path, help="pggit: the script to install")
     p.add_argument("--dsn", help="pggit: a server to build the template on (CREATEDB)")
     args = p.parse_args(argv)
+    # The runner's time limit sends SIGTERM: unwind (relays stopped, temp dirs removed).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.system == "pggit":
         if args.sql is None or not args.dsn:
             p.error("pggit needs --sql FILE and --dsn DSN")

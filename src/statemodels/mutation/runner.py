@@ -120,10 +120,17 @@ def _judge(
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return "timed out", None, time.monotonic() - start
+        took = time.monotonic() - start
+        # SIGTERM first: the judge unwinds, so its relays and databases are removed (a SIGKILL
+        # would leave their temp dirs behind); then SIGKILL whatever is left of the group.
+        proc.terminate()
+        try:
+            proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+        return "timed out", None, took
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # anything the judge left behind
