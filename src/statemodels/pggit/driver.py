@@ -204,10 +204,12 @@ class PggitDriver:
     def observe(self) -> Mapping[str, Any]:
         base_branch, base_commit, base_object, base_history = self._baseline
         conn = self._conn
-        # One round trip for the four reads (pipeline mode), all from one snapshot.
+        # One round trip for the six reads (pipeline mode), all from one snapshot. The last two
+        # ask the contract's own functions: what the system lists and reports must agree with
+        # what it stores (a list_branches that swaps two columns stores nothing wrong).
         with conn.pipeline():
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            cursors = [conn.cursor() for _ in range(4)]
+            cursors = [conn.cursor() for _ in range(6)]
             cursors[0].execute(
                 "SELECT b.name, b.status::text, p.name, b.head_commit_hash FROM pggit.branches b"
                 " LEFT JOIN pggit.branches p ON p.id = b.parent_branch_id"
@@ -232,8 +234,20 @@ class PggitDriver:
                 " FROM pggit.history WHERE id > %s ORDER BY id",
                 (base_history,),
             )
+            cursors[4].execute(
+                "SELECT name, parent_name, status::text, head_commit_hash"
+                " FROM pggit.list_branches()"
+            )
+            cursors[5].execute(
+                "SELECT o.object_name, g.object_type::text, g.full_name, g.version"
+                " FROM pggit.objects o, LATERAL pggit.get_version(o.full_name) g"
+                " WHERE o.id > %s AND o.object_type::text = 'TABLE' AND o.schema_name = 'public'"
+                " AND o.is_active ORDER BY o.id",
+                (base_object,),
+            )
             conn.execute("COMMIT")
-        branches, commits, objects, history = (c.fetchall() for c in cursors)
+        branches, commits, objects, history, listed, reported = (c.fetchall() for c in cursors)
+        ours = {name for name, *_ in branches}
         by_hash = {c[0]: c for c in commits}
         per_object: dict[int, list[tuple[str, int | None, int]]] = {o[0]: [] for o in objects}
         for object_id, change, old, new in history:
@@ -249,6 +263,12 @@ class PggitDriver:
             "objects": tuple((name, active, version) for _, name, active, version, _ in objects),
             "get_version": {o[1]: o[4] for o in objects if o[2]},
             "history": tuple(tuple(per_object[o[0]]) for o in objects),
+            # Only this example's branches (and main): a user's database may hold others.
+            "listed": tuple((n, p, st) for n, p, st, _ in listed if n in ours),
+            "listed_heads": {
+                n: head if head in by_hash else None for n, _, _, head in listed if n in ours
+            },
+            "get_version_rows": tuple(tuple(row) for row in reported),
         }
 
     def close(self) -> None:

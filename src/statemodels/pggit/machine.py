@@ -58,8 +58,10 @@ class PggitMachine(ModelMachine):
     def step(self, data: st.DataObject) -> None:
         # Names the example already used are drawn more often: a table is dropped and
         # re-created, a branch deleted and then committed to, within a few steps.
-        tables, branches = cast(PggitModel, self.model).known_names()
-        self.execute(data.draw(strategies.commands(tables, branches), label="command"))
+        model = cast(PggitModel, self.model)
+        tables, branches = model.known_names()
+        live = tuple(model.live_tables())
+        self.execute(data.draw(strategies.commands(tables, branches, live), label="command"))
 
 
 def machine_factory(

@@ -176,17 +176,22 @@ class PggitModel:
                 return Step(model, expect)
 
     def view(self) -> Mapping[str, Any]:
+        heads = tuple((b.name, f"commit:{b.head}" if b.head else None) for b in self.branches)
         return {
             "branches": {b.name: (b.status, b.parent) for b in self.branches},
-            "heads": Heads(
-                tuple((b.name, f"commit:{b.head}" if b.head else None) for b in self.branches)
-            ),
+            "heads": Heads(heads),
             "chains": {b.name: self.chain(b.name) for b in self.branches},
             "commit_count": len(self.commits),
             "authors": (self.role,) if self.commits else (),
             "objects": tuple((o.name, o.active, o.version) for o in self.objects),
             "get_version": {o.name: o.version for o in self.objects if o.active},
             "history": tuple(o.history for o in self.objects),
+            # What list_branches() and get_version() answer, beside what the tables hold.
+            "listed": tuple((b.name, b.parent, b.status) for b in self.branches),
+            "listed_heads": Heads(heads),
+            "get_version_rows": tuple(
+                (o.name, "TABLE", f"public.{o.name}", o.version) for o in self.objects if o.active
+            ),
         }
 
     # -- single ops ----------------------------------------------------------------------------

@@ -56,7 +56,8 @@ __all__ = [
 
 TABLE_NAMES = ("t1", "t2", "a.b", 'x"y', "select", "Table $$ 🐘")
 COLUMN_NAMES = ("a", "b", "order", 'c"d', "xmin")
-BRANCH_NAMES = ("main", "feature", "it's $$ 🐘", "", "x" * 256)
+#: The contract's 1..255 characters, at, just inside and just outside both ends.
+BRANCH_NAMES = ("main", "feature", "it's $$ 🐘", "", "b", "bc", "x" * 254, "y" * 255, "z" * 256)
 MESSAGES = (
     "",
     "msg",
@@ -68,11 +69,14 @@ MESSAGES = (
     "tab\tnew\nline",
     "ünïcødé 🐘",
 )
-#: Well-formed IDs from 2001 (no generated ID can equal one), and a malformed one.
+#: Well-formed IDs from 2001 (no generated ID can equal one), and malformed ones.
 CUSTOM_TRINITY_IDS = (
     "20010101000000000000-000001-0badcafe",
     "20010101000000000000-000002-00000000",
     "20010101000000000000-000003-ABCDEF01",
+    # One character short of the format, in the timestamp and in the hex part.
+    "2001010100000000000-000004-0badcafe",
+    "20010101000000000000-000005-0badcaf",
 )
 TIMEZONES = ("UTC", "Pacific/Kiritimati", "America/Los_Angeles", "Asia/Kolkata", "Etc/GMT+12")
 
@@ -106,7 +110,7 @@ def column_names() -> st.SearchStrategy[str]:
 
 
 def branch_names(known: Names = ()) -> st.SearchStrategy[str]:
-    """Branch names, including an empty and a 256-character one (both invalid: 1..255)."""
+    """Branch names, the 1..255 limit at and around both ends (0 and 256 are invalid)."""
     return _mostly(BRANCH_NAMES, known, storable_text(max_size=12))
 
 
@@ -124,31 +128,40 @@ def commits(branches: Names = ()) -> st.SearchStrategy[Commit]:
     return st.builds(Commit, branch_names(branches), messages(), custom_trinity_ids())
 
 
-def ops(tables: Names = (), branches: Names = ()) -> st.SearchStrategy[Op]:
+def ops(tables: Names = (), branches: Names = (), live: Names = ()) -> st.SearchStrategy[Op]:
     """Any single op: table DDL, a commit, a branch created or deleted.
 
     ``tables`` and ``branches`` are names the example already used: drawn more often.
+    ``live``: the tables that exist now. Alter, rename and drop name one of them mostly (one
+    naming a missing table fails and changes nothing: a minority, not the rule).
     """
     table = table_names(tables)
+    existing = table
+    if live:  # three in four name a live table
+        pick = st.sampled_from(live)
+        existing = st.one_of(pick, pick, pick, table)
     branch = branch_names(branches)
+    # A parent is mostly main (always there and active), else any name (perhaps deleted).
+    parent = st.one_of(st.just("main"), branch)
+    columns = st.lists(column_names(), min_size=1, max_size=3, unique=True)
     return st.one_of(
         st.builds(CreateTable, table),
-        st.builds(AlterTable, table, st.lists(column_names(), min_size=1, max_size=3)),
-        st.builds(RenameTable, table, table),
-        st.builds(DropTable, table),
+        st.builds(AlterTable, existing, columns),
+        st.builds(RenameTable, existing, table),
+        st.builds(DropTable, existing),
         commits(branches),
-        st.builds(CreateBranch, branch, branch),
+        st.builds(CreateBranch, branch, parent),
         st.builds(DeleteBranch, branch),
     )
 
 
-def txns(tables: Names = (), branches: Names = ()) -> st.SearchStrategy[Txn]:
+def txns(tables: Names = (), branches: Names = (), live: Names = ()) -> st.SearchStrategy[Txn]:
     """A transaction whose ops must vanish: rolled back, rolled back to a savepoint, or killed."""
     return st.builds(
         Txn,
-        st.lists(ops(tables, branches), min_size=1, max_size=3),
+        st.lists(ops(tables, branches, live), min_size=1, max_size=3),
         st.sampled_from(["rollback", "savepoint", "terminate"]),
-        st.lists(ops(tables, branches), max_size=2),
+        st.lists(ops(tables, branches, live), max_size=2),
     )
 
 
@@ -167,18 +180,19 @@ def generate_ids() -> st.SearchStrategy[GenerateIds]:
 
 @functools.lru_cache(maxsize=256)
 def commands(
-    tables: Names = (), branches: Names = ()
+    tables: Names = (), branches: Names = (), live: Names = ()
 ) -> st.SearchStrategy[Op | Txn | ConcurrentCommits | GenerateIds]:
     """Every command the pggit machine runs, simplest first (shrinking ends on the early ones).
 
     ``tables`` / ``branches``: names the example already used, drawn more often (the machine
-    passes what its model knows). Cached: the same names give the same strategy object.
+    passes what its model knows); ``live``: the tables that exist now. Cached: the same names
+    give the same strategy object.
     """
     # Commits are the heart of pgGit: twice the weight of any other command.
     return st.one_of(
-        ops(tables, branches),
+        ops(tables, branches, live),
         commits(branches),
-        txns(tables, branches),
+        txns(tables, branches, live),
         concurrent_commits(branches),
         generate_ids(),
     )

@@ -45,6 +45,7 @@ __all__ = [
     "INTERFACES",
     "PROTOCOLS",
     "hostile_payloads",
+    "limit_payloads",
     "multicast_groups",
     "outputs",
     "ports",
@@ -53,9 +54,11 @@ __all__ = [
 ]
 
 INTERFACES = ("eth0", "eth1", "lo")
-GROUPS = ("239.1.1.1", "239.1.1.2", "224.0.1.129", "233.252.0.1")
+#: 224.0.0.0/4 at both ends, too (just outside: :data:`OUTSIDE_GROUPS`).
+GROUPS = ("239.1.1.1", "239.1.1.2", "224.0.1.129", "233.252.0.1", "224.0.0.0", "239.255.255.255")
+OUTSIDE_GROUPS = ("10.1.2.3", "223.255.255.255", "240.0.0.0")
 PROTOCOLS = ("udp", "tcp")
-RULE_IDS = ("", "", "a", "b", "video-1")
+RULE_IDS = ("", "", "a", "b", "video-1", "r" * 64)  # 64: the id limit, at
 # Names are data the relay must store verbatim: quotes, unicode, the 64-character limit.
 NAMES = ("", "camera feed", "x" * 64, *(h for h in HOSTILE_STRINGS if len(h) <= 64))
 
@@ -68,18 +71,25 @@ def multicast_groups() -> st.SearchStrategy[str]:
 
 def ports() -> st.SearchStrategy[int]:
     """Valid UDP ports, mostly from a small pool."""
-    return st.one_of(st.sampled_from((5000, 5001, 6000)), st.integers(1, 65535))
+    return st.one_of(st.sampled_from((5000, 5001, 6000, 1, 65535)), st.integers(1, 65535))
 
 
 def outputs(
     input_interface: str, interfaces: tuple[str, ...] = INTERFACES
 ) -> st.SearchStrategy[list[dict[str, Any]]]:
-    """1-2 output destinations on interfaces other than ``input_interface``."""
+    """1-2 output destinations on interfaces other than ``input_interface``, sometimes the
+    limit of 16 (an interface name of 15 characters, the longest allowed, among them)."""
     others = [i for i in interfaces if i != input_interface] or ["out0"]
     one = st.fixed_dictionaries(
         {"group": multicast_groups(), "port": ports(), "interface": st.sampled_from(others)}
     )
-    return st.lists(one, min_size=1, max_size=2)
+    longest = st.fixed_dictionaries(
+        {"group": multicast_groups(), "port": ports(), "interface": st.just("o" * 15)}
+    )
+    full = st.tuples(st.lists(one, min_size=15, max_size=15), longest).map(
+        lambda parts: [*parts[0], parts[1]]
+    )
+    return st.one_of(st.lists(one, min_size=1, max_size=2), full)
 
 
 @st.composite
@@ -96,19 +106,43 @@ def _valid_rule(draw: st.DrawFn, interfaces: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
+#: One limit of the contract broken, just outside it where it has a boundary.
+_FLAWS = (
+    "port-zero",
+    "port-65536",
+    "loop",
+    "unicast-group",
+    "bad-output-port",
+    "long-name",
+    "long-rule-id",
+    "long-output-interface",
+    "too-many-outputs",
+)
+
+
 @st.composite
 def _invalid_rule(draw: st.DrawFn, interfaces: tuple[str, ...]) -> dict[str, Any]:
     rule = draw(_valid_rule(interfaces))
-    flaw = draw(st.sampled_from(("port-zero", "loop", "unicast-group", "bad-output-port")))
+    flaw = draw(st.sampled_from(_FLAWS))
     if flaw == "port-zero":
         rule["input_port"] = 0
+    elif flaw == "port-65536":
+        rule["input_port"] = 65536
+    elif flaw == "long-name":
+        rule["name"] = "n" * 65
+    elif flaw == "long-rule-id":
+        rule["rule_id"] = "r" * 65
+    elif flaw == "long-output-interface":
+        rule["outputs"] = [{**rule["outputs"][0], "interface": "o" * 16}]
+    elif flaw == "too-many-outputs":
+        rule["outputs"] = [dict(rule["outputs"][0]) for _ in range(17)]
     elif flaw == "loop":  # forwarding back out of the input interface
         rule["outputs"] = [
             *rule["outputs"],
             {**rule["outputs"][0], "interface": rule["input_interface"]},
         ]
     elif flaw == "unicast-group":
-        rule["input_group"] = "10.1.2.3"
+        rule["input_group"] = draw(st.sampled_from(OUTSIDE_GROUPS))
     else:
         rule["outputs"] = [{**rule["outputs"][0], "port": 0}]
     return rule
@@ -174,6 +208,18 @@ def hostile_payloads(max_request: int = 65536) -> st.SearchStrategy[tuple[str, b
     )
 
 
+def limit_payloads(max_request: int = 65536) -> st.SearchStrategy[tuple[str, bytes]]:
+    """``"Ping"`` padded with JSON whitespace to exactly ``max_request`` bytes (``at-limit``:
+    must be answered) and to one byte more (``oversized``: must be refused)."""
+    ping = b'"Ping"'
+    return st.sampled_from(
+        (
+            ("at-limit", ping + b" " * (max_request - len(ping))),
+            ("oversized", ping + b" " * (max_request + 1 - len(ping))),
+        )
+    )
+
+
 def relay_actions(
     *,
     workers: Sequence[str] = (),
@@ -224,6 +270,7 @@ def _relay_actions(
     ]
     if workers:  # another rule for an interface that has a worker (perhaps being restarted)
         choices.append(st.builds(add, relay_rules(workers, invalid=False), settle))
+    # Failing requests stay, as a minority: a step that fails changes nothing.
     choices.append(st.sampled_from((*removable, "no-such-rule")).map(RemoveRule).map(Action))
     choices.append(st.sampled_from((*workers, "nowhere0")).map(WorkerRules).map(Action))
     if settled:
@@ -243,6 +290,9 @@ def _relay_actions(
         choices.append(st.sampled_from(running).map(StopWorker).map(Action))
     if stopped:
         choices.append(st.sampled_from(stopped).map(ContWorker).map(Action))
-    raw = hostile_payloads(max_request).map(lambda kind_payload: SendRaw(*kind_payload))
-    choices.append(raw.map(Action))
+    # One branch for all garbage. ``one_of`` flattens a nested ``one_of`` (also through
+    # ``map``) into its own branches, which gave the five kinds of hostile payload five of
+    # thirteen branches -- ~40% of all steps. ``builds`` keeps it one branch.
+    raw = st.one_of(hostile_payloads(max_request), limit_payloads(max_request))
+    choices.append(st.builds(lambda kp: Action(SendRaw(*kp)), raw))
     return st.one_of(choices)

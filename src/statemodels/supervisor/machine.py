@@ -24,6 +24,8 @@ control socket stays responsive); SIGCONT resumes it, and the commands queued me
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -32,6 +34,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, precondition, rule
 
 from ..engine import EachIn, ModelMachine, Within
+from ..infra.processes import ProcessIdentity
 from ..strategies import supervisor as strategies
 from .commands import (
     Action,
@@ -39,6 +42,7 @@ from .commands import (
     KillProgram,
     KillWorker,
     ListPrograms,
+    RemoveRule,
     Rule,
     Settle,
     StartProgram,
@@ -77,9 +81,15 @@ class RelayMachine(ModelMachine):
         policy: the relay's configured backoff.
         tolerance: seconds a restart may start later than the policy says.
         spawn_allowance: seconds one spawn may take to become Running (waiting, not judged).
-        latency: seconds any control request must be answered within.
+        latency: seconds any control request must be answered within. Generous on purpose (a
+            loaded 2-core machine was seen to take 0.41 s for an AddRule) yet below the relay's
+            1 s request timeout, so a request path that waits that timeout is still caught.
         faults: draw ``FailSpawns`` (needs fault injection in the driver).
         max_request: the relay's request size limit, for oversized payloads.
+        retire_within: seconds the worker of an interface whose last rule was removed may
+            take to exit (a stopped one is force-killed; the bundled relay does it in 0.3 s).
+        socket_mode: the permission bits the control socket must have (the bundled relay's
+            contract: ``0o600``); ``None`` leaves them unchecked (a relay you run may differ).
     """
 
     machine_name = "RelayMachine"
@@ -94,14 +104,18 @@ class RelayMachine(ModelMachine):
         policy: ExponentialBackoff,
         tolerance: float = 0.25,
         spawn_allowance: float = 0.5,
-        latency: float = 0.1,
+        latency: float = 0.75,
         faults: bool = True,
         max_request: int = 65536,
         step_timeout: float | None = None,
+        retire_within: float = 2.0,
+        socket_mode: int | None = None,
     ) -> None:
         super().__init__(
             driver, RelayModel(policy=policy, latency=latency), step_timeout=step_timeout
         )
+        self.retire_within = retire_within
+        self.socket_mode = socket_mode
         self.relay: RelayDriver = driver
         self.tolerance = tolerance
         self.spawn_allowance = spawn_allowance
@@ -119,6 +133,13 @@ class RelayMachine(ModelMachine):
     def first_rule(self, body: dict[str, Any]) -> None:
         """Every example starts with one running worker: most of the contract needs one."""
         self._add(Rule.from_json(body), settle=True)
+        if self.socket_mode is not None:
+            path = self.relay.client.socket_path
+
+            def mode() -> dict[str, Any]:
+                return {"mode": oct(stat.S_IMODE(os.stat(path).st_mode))}
+
+            self.check_eventually("socket", {"mode": oct(self.socket_mode)}, mode, within=0.0)
 
     @rule(data=st.data())
     def step(self, data: st.DataObject) -> None:
@@ -150,8 +171,29 @@ class RelayMachine(ModelMachine):
                 out = self.execute(kill)
                 if action.settle and not out.skipped:
                     self._settle(iface)
+            case RemoveRule(rule_id=rule_id) as remove:
+                self._remove(remove, self.state.rules.get(rule_id))
             case command:
                 self.execute(command)
+
+    def _remove(self, remove: RemoveRule, rule_: Rule | None) -> None:
+        """Remove a rule; if it was its interface's last, the worker must go for good.
+
+        ListWorkers stops listing a retired interface at once, so only the process table can
+        tell a worker that was never told to stop (or a stopped one never force-killed).
+        """
+        iface = rule_.input_interface if rule_ is not None else None
+        worker = self.bindings.get(worker_slot(iface)) if iface is not None else None
+        out = self.execute(remove)
+        if out.skipped or iface is None or iface in self.state.slots:
+            return
+        if isinstance(worker, ProcessIdentity):
+            self.check_eventually(
+                "retire",
+                {"worker_alive": False},
+                lambda: {"worker_alive": worker.alive()},
+                within=self.retire_within,
+            )
 
     def _add(self, rule_: Rule, settle: bool) -> None:
         new = rule_.input_interface not in self.state.slots
@@ -228,7 +270,7 @@ def bundled_relay_machine(
             driver,
             policy=bundled_policy(config),
             max_request=config.max_request,
-            **machine_options,
+            **{"socket_mode": 0o600, **machine_options},
         )
     except BaseException:
         relay.stop()

@@ -258,7 +258,7 @@ class RelayModel:
     rules: Mapping[str, Rule] = attrs.field(factory=dict)
     slots: Mapping[str, Slot] = attrs.field(factory=dict)
     faults: Mapping[str, int] = attrs.field(factory=dict)
-    latency: float = 0.1
+    latency: float = 0.75
     derive: Callable[[str, str, int, str], str] = derive_rule_id
 
     # -- queries the machine uses for preconditions ----------------------------------------
@@ -327,6 +327,8 @@ class RelayModel:
                     return Step(self, {"error": AnyOf(None, "Error"), **timed})
                 expect = {"rules": self.rules_of(iface), "identity": Same(worker_slot(iface))}
                 return Step(self, {**expect, **timed})
+            case SendRaw(kind="at-limit"):  # a Ping of exactly the request size limit
+                return Step(self, timed)
             case SendRaw():
                 return Step(self, fail)
             case KillWorker(interface=iface, signal=sig):

@@ -82,27 +82,39 @@ __all__ = ["MUTANTS", "MUTANTS_NOTE", "install", "install_sql"]
 MUTANTS_NOTE = "statemodels mutants: "
 
 
-def install_sql(mutants: Iterable[str] = frozenset(), *, dblink_conninfo: str = "") -> str:
+def install_sql(
+    mutants: Iterable[str] = frozenset(), *, dblink_conninfo: str = "", source: str | None = None
+) -> str:
     """The install script, with the chosen mutants applied.
 
     Args:
         mutants: names from :data:`MUTANTS`.
         dblink_conninfo: how the ``commit-outside-transaction`` mutant reaches its own server
             (the database name is added at run time).
+        source: the script to install instead of the bundled ``pggit.sql`` (a generated
+            mutant of it, see :mod:`statemodels.mutation.sql`); ``None`` is the bundled one.
 
     Raises:
         ConfigurationError: an unknown mutant name (one line, listing the valid ones).
     """
     chosen = check_mutants(mutants, MUTANTS)
-    text = resources.files(__package__).joinpath("pggit.sql").read_text(encoding="utf-8")
+    text = source
+    if text is None:
+        text = resources.files(__package__).joinpath("pggit.sql").read_text(encoding="utf-8")
     return apply_mutants(text, chosen, dblink_conninfo=dblink_conninfo)
 
 
-def install(conn: psycopg.Connection[Any], mutants: Iterable[str] = frozenset()) -> None:
+def install(
+    conn: psycopg.Connection[Any],
+    mutants: Iterable[str] = frozenset(),
+    *,
+    source: str | None = None,
+) -> None:
     """Install the bundled pgGit-compatible schema into the database behind ``conn``.
 
     Runs as one script on ``conn`` (the caller commits; :class:`TemplateJanitor` does). Needs a
-    superuser: the DDL tracking uses event triggers.
+    superuser: the DDL tracking uses event triggers. ``source`` replaces the bundled script
+    (see :func:`install_sql`).
 
     Raises:
         ConfigurationError: an unknown mutant name.
@@ -112,7 +124,7 @@ def install(conn: psycopg.Connection[Any], mutants: Iterable[str] = frozenset())
     info = conn.info
     # Only the dblink mutant uses this: a second connection back to this very server.
     conninfo = make_conninfo(host=info.host, port=info.port, user=info.user)
-    conn.execute(install_sql(chosen, dblink_conninfo=conninfo).encode())
+    conn.execute(install_sql(chosen, dblink_conninfo=conninfo, source=source).encode())
     if chosen:
         # Said where the driver can read it, so a divergence's trace names the seeded bugs and
         # ``statemodels replay`` rebuilds the same world (nothing judges schema comments).
