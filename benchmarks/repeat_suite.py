@@ -54,13 +54,27 @@ def loaded(cores: int, seconds: float) -> Iterator[None]:
             hog.join(5)
 
 
-def leftovers() -> list[str]:
-    """Marked processes and directories of runs that are over (ours ended: all of them)."""
+def leftovers(grace: float = 5.0) -> list[str]:
+    """Marked processes and directories of runs whose owner is gone (other live runs, such as a
+    CI run beside this one, are not leftovers). The lifeline sweeps as its run exits, so this
+    waits up to ``grace`` seconds for it."""
     from statemodels.infra import lifeline
 
-    found = [f"pid {pid} (run {tag})" for pid, tag in lifeline._marked_processes()]
-    found += [f"{path} (run {tag})" for path, tag in lifeline._marked_dirs()]
-    return found
+    deadline = time.monotonic() + grace
+    while True:
+        found = [
+            f"pid {pid} (run {tag})"
+            for pid, tag in lifeline._marked_processes()
+            if not lifeline._owner_alive(tag)
+        ]
+        found += [
+            f"{path} (run {tag})"
+            for path, tag in lifeline._marked_dirs()
+            if not lifeline._owner_alive(tag)
+        ]
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 def main(argv: list[str] | None = None) -> int:
