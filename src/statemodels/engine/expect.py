@@ -38,6 +38,7 @@ __all__ = [
     "Fresh",
     "Latency",
     "Matches",
+    "Renewed",
     "Same",
     "Within",
     "as_expect",
@@ -207,6 +208,31 @@ class Changed(Expect):
 
     def describe(self, bindings: Bindings) -> str:
         return f"changed from {self.slot} = {_short(bindings.get(self.slot))}"
+
+
+@attrs.frozen
+class Renewed(Expect):
+    """A new thing (a process identity): never seen before in this run, in ``pool``, and not the
+    value ``slot`` holds; it becomes that value. A restart must yield a new process, not the old
+    one and not one seen earlier (pids are reused, identities are not)."""
+
+    slot: str
+    pool: str = "process-identity"
+
+    def check(self, real: Any, bindings: Bindings) -> str | None:
+        if real is None:
+            return "no process"
+        if real == bindings.get(self.slot) or real in bindings.seen.get(self.pool, ()):
+            return "not a new process"
+        return None
+
+    def bind(self, real: Any, bindings: Bindings) -> None:
+        seen: set[Hashable] = bindings.seen.setdefault(self.pool, set())
+        seen.add(real)
+        bindings.slots[self.slot] = real
+
+    def describe(self, bindings: Bindings) -> str:
+        return f"a new process (not {bindings.get(self.slot)!r})"
 
 
 @attrs.frozen

@@ -25,12 +25,12 @@ disk is intact and whether it should be running, and it states every check as a 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
-from ..engine import AnyOf, Bind, Bindings, Expect, Fails, Step, Within
+from ..engine import AnyOf, Bind, Bindings, Expect, Fails, Renewed, Step, Within
 from .commands import (
     BreakBinary,
     Build,
@@ -59,29 +59,6 @@ RUNNING, STOPPED, FAILED, UNKNOWN = "running", "stopped", "failed", "unknown"
 
 
 # -- expectations the domain needs ---------------------------------------------------------
-
-
-@attrs.frozen
-class Renewed(Expect):
-    """A process identity never seen before in this run; it becomes the value of ``slot``."""
-
-    slot: str
-    pool: str = "process-identity"
-
-    def check(self, real: Any, bindings: Bindings) -> str | None:
-        if real is None:
-            return "no process"
-        if real == bindings.get(self.slot) or real in bindings.seen.get(self.pool, ()):
-            return "not a new process"
-        return None
-
-    def bind(self, real: Any, bindings: Bindings) -> None:
-        seen: set[Hashable] = bindings.seen.setdefault(self.pool, set())
-        seen.add(real)
-        bindings.slots[self.slot] = real
-
-    def describe(self, bindings: Bindings) -> str:
-        return f"a new process (not {bindings.get(self.slot)!r})"
 
 
 @attrs.frozen

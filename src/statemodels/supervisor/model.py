@@ -24,12 +24,12 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import attrs
 
-from ..engine import AnyOf, Anything, Bindings, Expect, Fails, Latency, Same, Step
+from ..engine import AnyOf, Anything, Expect, Fails, Latency, Renewed, Same, Step
 from .commands import (
     AddRule,
     ContWorker,
@@ -148,29 +148,6 @@ class LinearThenFatal:
 def worker_slot(interface: str) -> str:
     """The binding slot naming the current worker process of ``interface``."""
     return f"worker:{interface}"
-
-
-@attrs.frozen
-class Renewed(Expect):
-    """A process identity never seen before in this run; it becomes the value of ``slot``."""
-
-    slot: str
-    pool: str = "process-identity"
-
-    def check(self, real: Any, bindings: Bindings) -> str | None:
-        if real is None:
-            return "no process"
-        if real == bindings.get(self.slot) or real in bindings.seen.get(self.pool, ()):
-            return "not a new process"
-        return None
-
-    def bind(self, real: Any, bindings: Bindings) -> None:
-        seen: set[Hashable] = bindings.seen.setdefault(self.pool, set())
-        seen.add(real)
-        bindings.slots[self.slot] = real
-
-    def describe(self, bindings: Bindings) -> str:
-        return f"a new process (not {bindings.get(self.slot)!r})"
 
 
 # -- rules --------------------------------------------------------------------------------
