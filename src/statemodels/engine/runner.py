@@ -129,6 +129,10 @@ def run_machine(
     if stats.known_signatures() and base.database is not None:
         base = settings(base, database=_KeepFailures(base.database))
     key = database_key(factory, target).encode()
+    # The key also seeds a derandomized run's examples (Hypothesis derives that seed from the
+    # test's digest). Without a database there is nothing to keep apart, so the digest is left
+    # as it was: a deterministic hunt draws the same examples it always drew.
+    digest = key if base.database is not None else b""
     started = stats.examples_started()
 
     def ran_nothing() -> NoExamplesRan:
@@ -141,7 +145,7 @@ def run_machine(
 
     try:
         if chosen.minutes is None:
-            _run_once(factory, base, seed=None, key=key)
+            _run_once(factory, base, seed=None, key=digest)
         else:
             # Time-boxed: fresh seeds until the box is spent, and always at least one chunk (a
             # box too small for one example must not pass having run nothing). Chunks are whole
@@ -150,7 +154,7 @@ def run_machine(
             rng = random.Random()
             while True:
                 chunk = settings(base, derandomize=False)
-                _run_once(factory, chunk, seed=rng.getrandbits(64), key=key)
+                _run_once(factory, chunk, seed=rng.getrandbits(64), key=digest)
                 if time.monotonic() >= deadline:
                     break
     except BaseException as exc:
@@ -245,7 +249,8 @@ def _run_once(factory: Factory, config: settings, seed: int | None, key: bytes =
     # run_state_machine_as_test reads these attributes, as @seed would set them; the digest
     # makes the example-database key this machine's own (by default every run shares ``make``).
     make._hypothesis_internal_use_seed = seed  # type: ignore[attr-defined]
-    make._hypothesis_internal_add_digest = key  # type: ignore[attr-defined]
+    if key:
+        make._hypothesis_internal_add_digest = key  # type: ignore[attr-defined]
     try:
         run_state_machine_as_test(make, settings=config)
     except Divergence as found:
