@@ -290,6 +290,9 @@ class PostgresServer:
                 "max_wal_senders": "0",
                 "max_wal_size": "1GB",
                 "log_min_messages": "warning",
+                # Dynamic shared memory as files in the data dir, not /dev/shm/PostgreSQL.*:
+                # whatever kills the server, removing its dir removes them too.
+                "dynamic_shared_memory_type": "mmap",
             }
             argv = [os.path.join(bindir, "postgres"), "-D", data, "-p", str(port)]
             for key, value in settings.items():
