@@ -56,7 +56,9 @@ def fault_names() -> dict[int, str]:
     return {v: k for k, v in vars(Faults).items() if k.isupper() and isinstance(v, int)}
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket (supervisord's XML-RPC, Process Compose's ``-u`` socket)."""
+
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
         self._path = path
@@ -77,7 +79,7 @@ class UnixTransport(xmlrpc.client.Transport):
         self._timeout = timeout
 
     def make_connection(self, host: Any) -> http.client.HTTPConnection:
-        conn = _UnixHTTPConnection(self._path, self._timeout)
+        conn = UnixHTTPConnection(self._path, self._timeout)
         self._connection = host, conn
         return conn
 

@@ -33,7 +33,7 @@ import attrs
 
 from ..errors import StatemodelsError
 from ..infra.processes import ProcessIdentity, live_identity
-from ..infra.supervisord import UnixTransport, fault_names
+from ..infra.supervisord import UnixHTTPConnection, UnixTransport, fault_names
 
 __all__ = [
     "Orchestrator",
@@ -95,18 +95,6 @@ def peer_identity(path: str, timeout: float = 1.0) -> ProcessIdentity | None:
     return live_identity(pid)
 
 
-class _UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
-
-
 class ProcessComposeClient:
     """Process Compose's REST API over a Unix socket (``unix``) or TCP (``url``)."""
 
@@ -136,7 +124,7 @@ class ProcessComposeClient:
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
         if self.socket_path is not None:
-            return _UnixHTTP(self.socket_path, timeout)
+            return UnixHTTPConnection(self.socket_path, timeout)
         assert self.url is not None
         return http.client.HTTPConnection(
             self.url.hostname or "localhost", self.url.port, timeout=timeout
