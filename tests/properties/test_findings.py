@@ -68,7 +68,9 @@ def test_one_run_reports_every_distinct_divergence_each_shrunk() -> None:
     found = {d.signature: d for d in _divergences(info)}
     assert set(found) >= {"CounterMachine/Add/value:differs", "CounterMachine/Add/error:succeeded"}
     assert found["CounterMachine/Add/value:differs"].steps == 1  # Add(3), shrunk on its own
-    assert found["CounterMachine/Add/error:succeeded"].steps <= 4  # three Add(40)s at most
+    # Three Add(40)s are the shortest overflow; the shrinker may stop a step or two short of it,
+    # because every smaller Add of 3 to 9 on the way is the other bug (a different signature).
+    assert found["CounterMachine/Add/error:succeeded"].steps <= 5
     # Distinct signatures are distinct exception classes: what lets Hypothesis tell them apart.
     assert len({type(d) for d in found.values()}) == len(found)
 

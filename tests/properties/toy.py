@@ -66,8 +66,9 @@ class CounterModel:
 
 
 class CounterSystem:
-    """The toy 'real' side. ``bugs`` seeds mistakes: 'add-3-twice', 'no-overflow-check',
-    'overflow-code' (an overflow fails with another code)."""
+    """The toy 'real' side. ``bugs`` seeds mistakes: 'add-3-twice' (an Add of 3 to 9 adds twice:
+    a band, not one value, so that any seed meets it and shrinking must find its edge, 3),
+    'no-overflow-check', 'overflow-code' (an overflow fails with another code)."""
 
     def __init__(self, bugs: frozenset[str] = frozenset()) -> None:
         self.value = 0
@@ -80,7 +81,7 @@ class CounterSystem:
                 if self.value + n > 100 and "no-overflow-check" not in self.bugs:
                     code = "too-big" if "overflow-code" in self.bugs else "overflow"
                     return Outcome.failed(code, "would pass 100")
-                self.value += n * 2 if (n == 3 and "add-3-twice" in self.bugs) else n
+                self.value += n * 2 if (3 <= n <= 9 and "add-3-twice" in self.bugs) else n
             case Batch(ops=ops):
                 values: dict[str, Any] = {}
                 for i, op in enumerate(ops):

@@ -165,10 +165,15 @@ class ModelMachine(RuleBasedStateMachine):
     Class attributes:
         machine_name: name used in signatures and the summary (default: the class name).
         view_within: seconds the view invariant may take to converge (0: must hold at once).
+        view_final: prefixes of view fields that cannot come right by waiting: one wrong
+            observation of such a field diverges at once, within ``view_within`` or not. For a
+            field whose wrong value is itself transient (a backoff that should never have been
+            reported), waiting would let the bug pass whenever the poll comes late.
     """
 
     machine_name: ClassVar[str | None] = None
     view_within: ClassVar[float] = 0.0
+    view_final: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, driver: Driver, model: Model, *, step_timeout: float | None = None) -> None:
         super().__init__()
@@ -301,7 +306,10 @@ class ModelMachine(RuleBasedStateMachine):
             return
         view = self.model.view()
         if view:
-            self.check_eventually("view", view, self.driver.observe, within=self.view_within)
+            final = [k for k in view if k.startswith(self.view_final)] if self.view_final else []
+            self.check_eventually(
+                "view", view, self.driver.observe, within=self.view_within, final=final
+            )
 
     def teardown(self) -> None:
         """Close the driver (once) and the watchdog. Errors are logged, never mask a divergence."""

@@ -96,6 +96,9 @@ class RelayMachine(ModelMachine):
     # The view must hold at once; the short grace only absorbs a worker that a loaded machine
     # did not schedule within the relay's worker timeout (a persistent mismatch still fails).
     view_within = 0.1
+    # A backoff the policy never plans is wrong the moment ListWorkers reports it; the mistaken
+    # wait ends on its own (the worker comes back), so waiting for the view would hide it.
+    view_final = ("backoff:",)
 
     def __init__(
         self,
