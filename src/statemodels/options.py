@@ -59,6 +59,16 @@ def _backoff(text: str) -> tuple[float, float, float]:
     return initial, factor, cap
 
 
+def _switch(text: str) -> bool:
+    """on/off (also 1/0, true/false, yes/no)."""
+    word = text.strip().lower()
+    if word in ("on", "1", "true", "yes"):
+        return True
+    if word in ("off", "0", "false", "no", ""):
+        return False
+    raise ConfigurationError(f"expected on or off (got {text!r}): e.g. --sweeps on")
+
+
 def _names(text: str) -> tuple[str, ...]:
     """A comma-separated list of names, e.g. ``commit-errors-generic,main-deletable``."""
     return tuple(part.strip() for part in text.split(",") if part.strip())
@@ -106,6 +116,14 @@ OPTIONS: dict[str, Option] = {
             "time box for the deep budget, in minutes (new seeds until it is spent)",
             convert=_minutes,
             alias="--budget-minutes",
+        ),
+        Option(
+            "sweeps",
+            "also run the tests marked sweep (every generated mutant, the long hunts): on/off; "
+            "the weekly workflow turns them on, -m sweep runs only them",
+            default=False,
+            convert=_switch,
+            alias="--sweeps",
         ),
         Option(
             "pg_dsn",

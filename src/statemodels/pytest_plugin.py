@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 _AUDIT_FAILED = pytest.StashKey[list[str]]()
 _LIFELINE = pytest.StashKey[Any]()
 _SWEPT = pytest.StashKey[str]()
+_SWEEPS_LEFT = pytest.StashKey[int]()
 #: Set when the run is interrupted (Ctrl-C, SIGTERM): teardown then cleans without failing tests.
 _interrupted = False
 #: Seconds a process killed at the very end of a test may take to exit before it counts as leaked.
@@ -97,6 +98,9 @@ def option_value(config: pytest.Config, name: str) -> Any:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "mutant: a seeded bug the machine must catch")
+    config.addinivalue_line(
+        "markers", "sweep: a full sweep (weekly, or with --sweeps on): deselected otherwise"
+    )
     try:
         chosen = budgets.get_budget(option_value(config, "budget"))
         budgets.activate(chosen.with_minutes(option_value(config, "budget_minutes")))
@@ -191,6 +195,24 @@ def _use_shared_example_database(repository: str | None) -> None:
         "statemodels-shared-db", database=MultiplexedDatabase(local, ReadOnlyDatabase(shared))
     )
     settings.load_profile("statemodels-shared-db")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the ``sweep`` tests unless sweeps are on or ``-m`` names them.
+
+    A sweep (every generated mutant, a long hunt) is what the weekly workflow runs; every push
+    runs the catalogue and a sample. Deselected, not skipped: the summary says how many and how
+    to run them, and no skip stands in for a missing feature.
+    """
+    wanted = option_value(config, "sweeps") or "sweep" in (config.getoption("markexpr") or "")
+    if wanted:
+        return
+    sweeps = [item for item in items if item.get_closest_marker("sweep") is not None]
+    if not sweeps:
+        return
+    items[:] = [item for item in items if item.get_closest_marker("sweep") is None]
+    config.hook.pytest_deselected(items=sweeps)
+    config.stash[_SWEEPS_LEFT] = len(sweeps)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -306,6 +328,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             tr.section(line[3:], red="leaked" in line or "no example" in line)
         else:
             tr.write_line(line)
+    left = config.stash.get(_SWEEPS_LEFT, 0)
+    if left:
+        tr.write_line(f"statemodels: {left} sweep test(s) deselected (run them: --sweeps on)")
     leaked = config.stash.get(_AUDIT_FAILED, [])
     if leaked:
         tr.section("statemodels: leaked processes", red=True)

@@ -135,3 +135,29 @@ def test_a_sigterm_mid_test_still_runs_the_teardown(pytester: pytest.Pytester):
             run.wait()
     assert (pytester.path / "torn-down").exists(), output.decode()
     assert b"SIGTERM" in output
+
+
+SWEEPS = """
+import pytest
+
+@pytest.mark.sweep
+def test_every_mutant():
+    assert True
+
+def test_the_catalogue():
+    assert True
+"""
+
+
+def test_sweeps_are_deselected_and_counted_unless_turned_on(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sweeps=SWEEPS)
+    default = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    default.assert_outcomes(passed=1, deselected=1)
+    default.stdout.fnmatch_lines(["*1 sweep test(s) deselected (run them: --sweeps on)*"])
+    on = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--sweeps", "on")
+    on.assert_outcomes(passed=2)
+    only = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-m", "sweep")
+    only.assert_outcomes(passed=1, deselected=1)
+    bad = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--sweeps", "maybe")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*expected on or off (got 'maybe')*"])
