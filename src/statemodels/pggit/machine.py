@@ -61,7 +61,9 @@ class PggitMachine(ModelMachine):
         model = cast(PggitModel, self.model)
         tables, branches = model.known_names()
         live = tuple(model.live_tables())
-        self.execute(data.draw(strategies.commands(tables, branches, live), label="command"))
+        active = model.active_branches()
+        command = strategies.commands(tables, branches, live, active)
+        self.execute(data.draw(command, label="command"))
 
 
 def machine_factory(

@@ -38,7 +38,7 @@ from ..supervisor.commands import (
     StopWorker,
     WorkerRules,
 )
-from .common import HOSTILE_STRINGS
+from .common import HOSTILE_STRINGS, weighted
 
 __all__ = [
     "GROUPS",
@@ -155,7 +155,7 @@ def relay_rules(
     valid = _valid_rule(interfaces)
     if not invalid:
         return valid
-    return st.one_of(valid, valid, valid, valid, _invalid_rule(interfaces))
+    return weighted((4, valid), (1, _invalid_rule(interfaces)))
 
 
 _MALFORMED = (b"", b"{", b"not json", b'{"AddRule": ', b'"Ping', b"\xff\xfe\x00", b"{'Ping': 1}")
