@@ -134,3 +134,29 @@ def test_an_interrupt_tears_down_in_order_and_says_what_ran(tmp_path: Path, sig:
         assert noise not in out, f"{noise!r} in the output of an orderly interrupt:\n{out}"
     left = _leftovers(ready["tag"], ready["servers"])
     assert not left, f"left behind after {signal.Signals(sig).name}: {left}"
+
+
+def test_the_janitor_stops_an_unregistered_server_living_in_a_dead_run_s_dir(
+    tmp_path: Path,
+) -> None:
+    # A run outside pytest (a script, no registry) whose owner died: its marked dir holds a
+    # process that overwrote its environ, as Redis does. The dir alone proves it is ours.
+    owner = subprocess.Popen([sys.executable, "-c", "pass"])
+    owner.wait(timeout=30)
+    dead_tag = f"deadrun.{owner.pid}.1"
+    scratch = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else Path("/tmp")
+    home = scratch / f"statemodels-test-dweller-{os.getpid()}"
+    home.mkdir()
+    (home / lifeline.MARK_FILE).write_text(dead_tag)
+    dweller = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"], cwd=home, start_new_session=True
+    )
+    try:
+        swept = lifeline.sweep_dead_runs()
+        assert dead_tag in swept.runs
+        assert dweller.wait(timeout=10) is not None, "the dweller outlived its dir"
+        assert not home.exists()
+    finally:
+        if dweller.poll() is None:
+            dweller.kill()
+            dweller.wait(timeout=10)

@@ -273,6 +273,31 @@ def _drop_sysv_segments(path: str) -> None:
             libc.shmctl(shmid, 0, None)  # IPC_RMID
 
 
+def _dwellers(paths: Iterable[str]) -> set[int]:
+    """Processes whose working directory is inside one of ``paths`` (marked dirs of dead runs).
+
+    A server that overwrote its environ (Redis, PostgreSQL) and was never registered -- its run
+    was a script outside pytest, or died before writing the registry -- is still provably ours
+    when it lives inside our marked dir. Removing the dir without it would leave a server
+    running in a deleted directory forever.
+    """
+    roots = tuple(os.path.realpath(p) for p in paths)
+    if not roots:
+        return set()
+    me = os.getpid()
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if any(cwd == r or cwd.startswith(r + os.sep) for r in roots):
+            found.add(int(entry))
+    return found
+
+
 def _remove_dirs(paths: Iterable[str]) -> tuple[int, int]:
     count = size = 0
     for path in paths:
@@ -288,7 +313,7 @@ def _sweep(is_prey: Callable[[str], bool]) -> Swept:
     dirs = [(path, tag) for path, tag in _marked_dirs() if is_prey(tag)]
     by_env = [(pid, tag) for pid, tag in _marked_processes() if is_prey(tag)]
     leaders = [leader for path, _ in dirs for leader in _registered(path)]
-    victims = {pid for pid, _ in by_env} | _group_members(leaders)
+    victims = {pid for pid, _ in by_env} | _group_members(leaders) | _dwellers(p for p, _ in dirs)
     killed = _kill_all(victims)
     removed, size = _remove_dirs(path for path, _ in dirs)
     runs = tuple(sorted({t for _, t in dirs} | {t for _, t in by_env}))

@@ -61,9 +61,7 @@ class PggitMachine(ModelMachine):
         model = cast(PggitModel, self.model)
         tables, branches = model.known_names()
         live = tuple(model.live_tables())
-        active = model.active_branches()
-        command = strategies.commands(tables, branches, live, active)
-        self.execute(data.draw(command, label="command"))
+        self.execute(data.draw(strategies.commands(tables, branches, live), label="command"))
 
 
 def machine_factory(

@@ -142,10 +142,6 @@ class PggitModel:
         tables = tuple(dict.fromkeys(o.name for o in self.objects))
         return tables, tuple(b.name for b in self.branches if b.name != "main")
 
-    def active_branches(self) -> tuple[str, ...]:
-        """Branches besides main that are active now (may be committed to, deleted, parents)."""
-        return tuple(b.name for b in self.branches if b.name != "main" and b.status == ACTIVE)
-
     def chain(self, branch: str) -> tuple[tuple[str, str], ...]:
         """(branch, message) of the commits from ``branch``'s head back to the first one."""
         by_ref = {c.ref: c for c in self.commits}

@@ -32,7 +32,7 @@ from ..pggit.commands import (
     RenameTable,
     Txn,
 )
-from .common import long_text, opaque, storable_text, weighted
+from .common import long_text, storable_text
 
 __all__ = [
     "BRANCH_NAMES",
@@ -90,13 +90,17 @@ Names = tuple[str, ...]
 
 
 def _mostly(pool: Names, known: Names, other: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    # Three in four from a pool: names must collide for re-create, rename-onto, delete-then-
-    # commit to happen within a few steps. Names this example already used come first (shrinking
-    # goes there), the rest keeps the search open to any name.
+    # Mostly from a pool: names must collide for re-create, rename-onto, delete-then-commit to
+    # happen within a few steps. Names this example already used come first (shrinking goes
+    # there), the rest keeps the search open to any name. The repeats do not weigh: ``one_of``
+    # counts a repeated branch once, so this is one in two from the pool (one in three each with
+    # ``known``). Truly weighted picks (``common.weighted``) drew more steps that succeed but made
+    # the pggit hunts shrink 3-5x slower: the hunts are tuned on these weights.
     chosen = st.sampled_from(pool)
     if not known:
-        return weighted((3, chosen), (1, other))
-    return weighted((2, st.sampled_from(known)), (1, chosen), (1, other))
+        return st.one_of(chosen, chosen, chosen, other)
+    used = st.sampled_from(known)
+    return st.one_of(used, used, chosen, other)
 
 
 def table_names(known: Names = ()) -> st.SearchStrategy[str]:
@@ -105,10 +109,7 @@ def table_names(known: Names = ()) -> st.SearchStrategy[str]:
 
 
 def column_names() -> st.SearchStrategy[str]:
-    """Column names: plain and quoted ones that collide across alters, any identifier, and a
-    system column's name (``xmin``: always refused, so one in eight)."""
-    plain = tuple(c for c in COLUMN_NAMES if c != "xmin")
-    return weighted((4, st.sampled_from(plain)), (3, _identifier()), (1, st.just("xmin")))
+    return _mostly(COLUMN_NAMES, (), _identifier())
 
 
 def branch_names(known: Names = ()) -> st.SearchStrategy[str]:
@@ -122,98 +123,59 @@ def messages() -> st.SearchStrategy[str]:
 
 
 def custom_trinity_ids() -> st.SearchStrategy[str | None]:
-    """Half None (the system generates one); else a custom, often reused, ID -- well-formed
-    two times in three, malformed (rejected, changes nothing) one in three."""
-    well_formed, malformed = CUSTOM_TRINITY_IDS[:3], CUSTOM_TRINITY_IDS[3:]
-    # One sampled_from with repeats; Hypothesis draws its ends more often than the middle, so
-    # the ends are None and the malformed ones sit inside.
-    w1, w2, w3 = well_formed
-    m1, m2 = malformed
-    return st.sampled_from((None, None, None, w1, m1, w2, m2, w3, w1, None, None, None))
+    """Half None (the system generates one), half a custom, often reused, ID."""
+    return st.one_of(st.none(), st.sampled_from(CUSTOM_TRINITY_IDS))
 
 
-def _valid_branch(name: str) -> bool:
-    return 1 <= len(name) <= 255
+def commits(branches: Names = ()) -> st.SearchStrategy[Commit]:
+    return st.builds(Commit, branch_names(branches), messages(), custom_trinity_ids())
 
 
-def _free(pool: Names, known: Names, taken: Names) -> Names:
-    """Names of ``known`` and ``pool`` not in ``taken``: a create or rename onto one succeeds."""
-    return tuple(n for n in dict.fromkeys(known + pool) if n not in taken)
-
-
-def _likely(good: Names, anything: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    # Four in five from what the model says will work now; the rest may fail (a minority, so
-    # the errors stay exercised but most steps change the state).
-    if not good:
-        return anything
-    return weighted((4, st.sampled_from(good)), (1, anything))
-
-
-def commits(branches: Names = (), active: Names = ()) -> st.SearchStrategy[Commit]:
-    """Commits, mostly to an active branch (``active``; main always is)."""
-    target = _likely(("main", *active), branch_names(branches))
-    return st.builds(Commit, target, messages(), custom_trinity_ids())
-
-
-def ops(
-    tables: Names = (), branches: Names = (), live: Names = (), active: Names = ()
-) -> st.SearchStrategy[Op]:
+def ops(tables: Names = (), branches: Names = (), live: Names = ()) -> st.SearchStrategy[Op]:
     """Any single op: table DDL, a commit, a branch created or deleted.
 
     ``tables`` and ``branches`` are names the example already used: drawn more often.
-    ``live``: the tables that exist now; ``active``: the branches besides main that are active
-    now. Each op is drawn mostly in a form the model says succeeds -- alter, rename and drop
-    name a live table, create and rename onto a free name, a branch is created under an active
-    parent with a new name, a delete names an active branch -- and otherwise freely (a missing
-    table, a taken or invalid name: a minority, not the rule).
+    ``live``: the tables that exist now. Alter, rename and drop name one of them mostly (one
+    naming a missing table fails and changes nothing: a minority, not the rule).
     """
     table = table_names(tables)
-    existing = _likely(live, table)
-    fresh_table = _likely(_free(TABLE_NAMES, tables, live), table)
+    existing = table
+    if live:  # mostly a live table (the repeats count once: see _mostly)
+        pick = st.sampled_from(live)
+        existing = st.one_of(pick, pick, pick, table)
     branch = branch_names(branches)
-    taken = ("main", *branches)
-    fresh_branch = _likely(
-        tuple(n for n in _free(BRANCH_NAMES, (), taken) if _valid_branch(n)), branch
-    )
-    parent = _likely(("main", *active), branch)
-    # main is the one branch with a rule of its own (it cannot be deleted): one delete in four
-    # names it, so a deployment that lets it go is met within a few examples, not by luck.
-    doomed = weighted((2, _likely(active, branch)), (1, branch), (1, st.just("main")))
+    # A parent is mostly main (always there and active), else any name (perhaps deleted).
+    parent = st.one_of(st.just("main"), branch)
+    # main is the one branch with a rule of its own (it cannot be deleted): one delete in three
+    # names it (``branch`` is a two-branch ``one_of``, flattened into this one), so a deployment
+    # that lets it go is met within a few examples, not by luck.
+    doomed = st.one_of(branch, st.just("main"))
     columns = st.lists(column_names(), min_size=1, max_size=3, unique=True)
-    on_tables = [
-        st.builds(AlterTable, existing, columns),
-        st.builds(RenameTable, existing, fresh_table),
-        st.builds(DropTable, existing),
-    ]
-    if not live:  # all three would fail now: together they weigh as much as one op
-        on_tables = [opaque(st.one_of(on_tables))]
     return st.one_of(
-        st.builds(CreateTable, fresh_table),
-        *on_tables,
-        commits(branches, active),
-        st.builds(CreateBranch, fresh_branch, parent),
+        st.builds(CreateTable, table),
+        st.builds(AlterTable, existing, columns),
+        st.builds(RenameTable, existing, table),
+        st.builds(DropTable, existing),
+        commits(branches),
+        st.builds(CreateBranch, branch, parent),
         st.builds(DeleteBranch, doomed),
     )
 
 
-def txns(
-    tables: Names = (), branches: Names = (), live: Names = (), active: Names = ()
-) -> st.SearchStrategy[Txn]:
+def txns(tables: Names = (), branches: Names = (), live: Names = ()) -> st.SearchStrategy[Txn]:
     """A transaction whose ops must vanish: rolled back, rolled back to a savepoint, or killed."""
     return st.builds(
         Txn,
-        st.lists(ops(tables, branches, live, active), min_size=1, max_size=3),
+        st.lists(ops(tables, branches, live), min_size=1, max_size=3),
         st.sampled_from(["rollback", "savepoint", "terminate"]),
-        st.lists(ops(tables, branches, live, active), max_size=2),
+        st.lists(ops(tables, branches, live), max_size=2),
     )
 
 
-def concurrent_commits(
-    branches: Names = (), active: Names = ()
-) -> st.SearchStrategy[ConcurrentCommits]:
+def concurrent_commits(branches: Names = ()) -> st.SearchStrategy[ConcurrentCommits]:
     return st.builds(
         ConcurrentCommits,
-        _likely(("main", *active), branch_names(branches)),
+        branch_names(branches),
         st.lists(st.sampled_from(MESSAGES), min_size=2, max_size=4),
         st.sampled_from(["read committed", "serializable"]),
     )
@@ -225,19 +187,19 @@ def generate_ids() -> st.SearchStrategy[GenerateIds]:
 
 @functools.lru_cache(maxsize=256)
 def commands(
-    tables: Names = (), branches: Names = (), live: Names = (), active: Names = ()
+    tables: Names = (), branches: Names = (), live: Names = ()
 ) -> st.SearchStrategy[Op | Txn | ConcurrentCommits | GenerateIds]:
     """Every command the pggit machine runs, simplest first (shrinking ends on the early ones).
 
     ``tables`` / ``branches``: names the example already used, drawn more often (the machine
-    passes what its model knows); ``live``: the tables that exist now; ``active``: the active
-    branches besides main. Cached: the same names give the same strategy object.
+    passes what its model knows); ``live``: the tables that exist now. Cached: the same names
+    give the same strategy object.
     """
     # Commits are the heart of pgGit: twice the weight of any other command.
     return st.one_of(
-        ops(tables, branches, live, active),
-        commits(branches, active),
-        txns(tables, branches, live, active),
-        concurrent_commits(branches, active),
+        ops(tables, branches, live),
+        commits(branches),
+        txns(tables, branches, live),
+        concurrent_commits(branches),
         generate_ids(),
     )
