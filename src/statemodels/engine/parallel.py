@@ -174,6 +174,14 @@ class ParallelMachine(RuleBasedStateMachine):
         """Which independent part of the state ``cmd`` touches (default: one part)."""
         return None
 
+    def spec(self) -> ModelSpec:
+        """The sequential specification runs are judged by (default: the model, per key).
+
+        A model whose answers are named by slots (values learned from the real system) judges
+        with ``ModelSpec(..., bind=True)``.
+        """
+        return ModelSpec(self.model, key=self.partition_key)
+
     def status(self, outcome: Outcome) -> Status:
         """How a history records an outcome: ``ok``, ``fail`` (no effect) or ``info``."""
         if outcome.error is None or outcome.error in self.judged:
@@ -259,8 +267,7 @@ class ParallelMachine(RuleBasedStateMachine):
         """One run on a fresh world. Returns True if a known divergence ended the example."""
         __tracebackhide__ = True
         history = self._run_once()
-        spec = ModelSpec(self.model, key=self.partition_key)
-        result = check(history, spec, timeout=self.check_timeout)
+        result = check(history, self.spec(), timeout=self.check_timeout)
         self.last = result
         if result.verdict == "unknown":
             log.warning("%s: checker ran out of time (%ss): no verdict", self.name, result.seconds)
