@@ -99,6 +99,9 @@ class ParallelMachine(RuleBasedStateMachine):
         lanes: number of parallel suffixes (2 or more).
         max_prefix / max_suffix: most commands in the prefix / in each suffix.
         repeats: runs of each program, each on a fresh world.
+        final: commands client 0 runs after every suffix ended (Jepsen's final reads): a read
+            that sees what the whole program did, so a lost write shows without a drawn read
+            after it. Not drawn, so never shrunk away.
         check_timeout: seconds the checker may search before answering ``unknown``.
         no_effect: error codes that certainly took no effect (recorded as ``fail``); any other
             error is ``info`` (effect unknown), unless ``judged`` lists it (then its outcome is
@@ -111,6 +114,7 @@ class ParallelMachine(RuleBasedStateMachine):
     max_prefix: ClassVar[int] = 4
     max_suffix: ClassVar[int] = 3
     repeats: ClassVar[int] = 10
+    final: ClassVar[tuple[Any, ...]] = ()
     check_timeout: ClassVar[float] = 10.0
     no_effect: ClassVar[frozenset[str]] = frozenset()
     judged: ClassVar[frozenset[str]] = frozenset()
@@ -322,6 +326,9 @@ class ParallelMachine(RuleBasedStateMachine):
             self._hung(recorder.history())
         if errors:
             raise errors[0]
+        for cmd in self.final:
+            if not self._call(recorder, clients[0], 0, cmd):
+                break
         history = recorder.history()
         counters = stats.stats_for(self.name)
         for op in history:

@@ -62,6 +62,8 @@ KNOWN_MUTANTS = frozenset(
         "clean-exit-backoff",
         "garbage-kills-control",
         "id-without-protocol",
+        "add-rmw-across-await",
+        "remove-check-across-await",
     }
 )
 
@@ -340,6 +342,8 @@ class Relay:
                 self.reap_all()
             return {"Workers": [self._describe(s) for _, s in sorted(self.slots.items())]}
         if name == "AddRule":
+            if "add-rmw-across-await" in self.mutants:
+                return await self._audited_add(body)
             return self.add_rule(body)
         if name == "Reset":
             self.reset()
@@ -347,6 +351,8 @@ class Relay:
         if name == "RemoveRule":
             if not isinstance(body, dict) or set(body) != {"rule_id"}:
                 raise BadRequest('RemoveRule takes {"rule_id": ...}')
+            if "remove-check-across-await" in self.mutants:
+                return await self._audited_remove(body["rule_id"])
             return self.remove_rule(body["rule_id"])
         if name == "WorkerRules":
             if not isinstance(body, dict) or set(body) != {"interface"}:
@@ -402,6 +408,30 @@ class Relay:
         if not self.rules_for(iface) and iface in self.slots:
             self.retire(iface)
         return {"Success": f"rule {rule_id} removed"}
+
+    # -- seeded concurrency bugs: an audit line written off the loop, in the wrong place ------
+
+    @staticmethod
+    def _audit(entry: Any) -> str:
+        return json.dumps(entry, sort_keys=True)
+
+    async def _audited_add(self, body: Any) -> dict[str, Any]:
+        """Mutant ``add-rmw-across-await``: the table is copied, the audit line awaited, and the
+        copy stored back -- whatever another request changed during the await is lost."""
+        rules = dict(self.rules)
+        await asyncio.to_thread(self._audit, {"AddRule": body})
+        self.rules = rules
+        return self.add_rule(body)
+
+    async def _audited_remove(self, rule_id: Any) -> dict[str, Any]:
+        """Mutant ``remove-check-across-await``: the id is checked, the audit line awaited, then
+        the rule dropped "if still there" -- two concurrent removes of one id both succeed."""
+        if not isinstance(rule_id, str) or rule_id not in self.rules:
+            raise BadRequest(f"no rule with id {rule_id!r}")
+        await asyncio.to_thread(self._audit, {"RemoveRule": rule_id})
+        if rule_id not in self.rules:
+            return {"Success": f"rule {rule_id} removed"}
+        return self.remove_rule(rule_id)
 
     def _forward(self, interface: str, message: Any) -> None:
         slot = self.slots.get(interface)
