@@ -45,8 +45,9 @@ def test_the_machine_runs_and_records_every_lane(pool: RelayPool) -> None:
     machine.teardown()
     result = machine.last
     assert result is not None and result.verdict == "linearizable", result.explain()
-    # The prefix, one client per suffix, and the final ListRules on client 0 after them all.
-    assert sorted(op.client for op in result.history) == [0, 0, 1, 1, 2, 3]
+    # The two initial adds and the prefix, one client per suffix, and the final ListRules on
+    # client 0 after them all.
+    assert sorted(op.client for op in result.history) == [0, 0, 0, 0, 1, 1, 2, 3]
     final = list(result.history)[-1]
     assert final.client == 0 and isinstance(final.command, ListRules) and final.status == "ok"
     # r1 re-added on eth1 and r2 added on eth1 whatever the order; r1 was removed only if the

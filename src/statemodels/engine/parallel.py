@@ -99,6 +99,9 @@ class ParallelMachine(RuleBasedStateMachine):
         lanes: number of parallel suffixes (2 or more).
         max_prefix / max_suffix: most commands in the prefix / in each suffix.
         repeats: runs of each program, each on a fresh world.
+        initial: commands client 0 runs before the prefix, every run (a world that is not empty:
+            a remove races a remove only once there is something to remove). Not drawn, so
+            never shrunk away; preconditions are judged after them.
         final: commands client 0 runs after every suffix ended (Jepsen's final reads): a read
             that sees what the whole program did, so a lost write shows without a drawn read
             after it. Not drawn, so never shrunk away.
@@ -114,6 +117,7 @@ class ParallelMachine(RuleBasedStateMachine):
     max_prefix: ClassVar[int] = 4
     max_suffix: ClassVar[int] = 3
     repeats: ClassVar[int] = 10
+    initial: ClassVar[tuple[Any, ...]] = ()
     final: ClassVar[tuple[Any, ...]] = ()
     check_timeout: ClassVar[float] = 10.0
     no_effect: ClassVar[frozenset[str]] = frozenset()
@@ -230,7 +234,7 @@ class ParallelMachine(RuleBasedStateMachine):
 
     def _every_interleaving_allowed(self) -> bool:
         model = self.model
-        for cmd in self.prefix:
+        for cmd in (*self.initial, *self.prefix):
             if not self.allowed(model, cmd):
                 return False
             model = model.apply(cmd).model
@@ -290,7 +294,7 @@ class ParallelMachine(RuleBasedStateMachine):
         suffixes = [s for s in self.suffixes if s]
         clients = self._clients_for(len(suffixes))
         recorder = HistoryRecorder()
-        for cmd in self.prefix:
+        for cmd in (*self.initial, *self.prefix):
             if not self._call(recorder, clients[0], 0, cmd):
                 break  # the prefix client's effect is unknown: stop where a real client would
         barrier = threading.Barrier(len(suffixes))
