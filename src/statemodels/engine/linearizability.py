@@ -118,13 +118,14 @@ class ModelSpec:
 
     def _step_bound(self, state: _Bound, command: Any, result: Any) -> tuple[bool, Any]:
         step = state.model.apply(command)
-        if result is UNKNOWN:
-            # Its answer is unknown, so it teaches nothing: a slot it would bind stays unbound,
-            # and a later read naming that slot cannot be explained (a slot must be learned from
-            # an answer). Sound, since the only values a slot can hold are answers.
-            return True, attrs.evolve(state, model=step.model)
-        outcome: Outcome = result
         bindings = state.thaw()
+        if result is UNKNOWN:
+            # Placed, so it took effect, but its answer is unknown: every slot it would bind
+            # holds a wildcard that equals whatever a later read shows (lenient, never wrong --
+            # a timed-out commit whose ID a later log shows is no violation).
+            _bind(step.expect, lambda _name: _ANY_ANSWER, bindings, step.parts)
+            return True, _Bound.freeze(step.model, bindings)
+        outcome: Outcome = result
         if compare(step.expect, outcome.field, bindings, has_error=True, parts=step.parts):
             return False, state
         _bind(step.expect, outcome.field, bindings, step.parts)
@@ -134,6 +135,22 @@ class ModelSpec:
         if self.key is None:
             return [list(ops)]
         return _group(ops, self.key)
+
+
+class _AnyAnswer:
+    """The answer of an ``info`` operation: unknown, so equal to any value read later."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "<unknown answer>"
+
+
+_ANY_ANSWER: Any = _AnyAnswer()
 
 
 @attrs.frozen
