@@ -40,10 +40,12 @@ from typing import Any
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if __package__:
+    from .concurrency import seed_concurrency_mutants
     from .rules import BadRequest, interface_name, validate_rule
     from .worker import HEADER, die_with_parent
 else:  # run as a script (python -I -S): the sibling modules sit beside us
     sys.path.insert(0, _HERE)
+    from concurrency import seed_concurrency_mutants  # type: ignore[no-redef]
     from rules import BadRequest, interface_name, validate_rule  # type: ignore[no-redef]
     from worker import HEADER, die_with_parent  # type: ignore[no-redef]
 
@@ -118,6 +120,7 @@ class Relay:
         self.server: asyncio.AbstractServer | None = None
         self.request_seq = 0
         self.stopping = asyncio.Event()
+        seed_concurrency_mutants(self)
 
     # -- workers --------------------------------------------------------------------------
 
@@ -342,8 +345,6 @@ class Relay:
                 self.reap_all()
             return {"Workers": [self._describe(s) for _, s in sorted(self.slots.items())]}
         if name == "AddRule":
-            if "add-rmw-across-await" in self.mutants:
-                return await self._audited_add(body)
             return self.add_rule(body)
         if name == "Reset":
             self.reset()
@@ -351,8 +352,6 @@ class Relay:
         if name == "RemoveRule":
             if not isinstance(body, dict) or set(body) != {"rule_id"}:
                 raise BadRequest('RemoveRule takes {"rule_id": ...}')
-            if "remove-check-across-await" in self.mutants:
-                return await self._audited_remove(body["rule_id"])
             return self.remove_rule(body["rule_id"])
         if name == "WorkerRules":
             if not isinstance(body, dict) or set(body) != {"interface"}:
@@ -408,30 +407,6 @@ class Relay:
         if not self.rules_for(iface) and iface in self.slots:
             self.retire(iface)
         return {"Success": f"rule {rule_id} removed"}
-
-    # -- seeded concurrency bugs: an audit line written off the loop, in the wrong place ------
-
-    @staticmethod
-    def _audit(entry: Any) -> str:
-        return json.dumps(entry, sort_keys=True)
-
-    async def _audited_add(self, body: Any) -> dict[str, Any]:
-        """Mutant ``add-rmw-across-await``: the table is copied, the audit line awaited, and the
-        copy stored back -- whatever another request changed during the await is lost."""
-        rules = dict(self.rules)
-        await asyncio.to_thread(self._audit, {"AddRule": body})
-        self.rules = rules
-        return self.add_rule(body)
-
-    async def _audited_remove(self, rule_id: Any) -> dict[str, Any]:
-        """Mutant ``remove-check-across-await``: the id is checked, the audit line awaited, then
-        the rule dropped "if still there" -- two concurrent removes of one id both succeed."""
-        if not isinstance(rule_id, str) or rule_id not in self.rules:
-            raise BadRequest(f"no rule with id {rule_id!r}")
-        await asyncio.to_thread(self._audit, {"RemoveRule": rule_id})
-        if rule_id not in self.rules:
-            return {"Success": f"rule {rule_id} removed"}
-        return self.remove_rule(rule_id)
 
     def _forward(self, interface: str, message: Any) -> None:
         slot = self.slots.get(interface)
