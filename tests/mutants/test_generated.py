@@ -89,11 +89,23 @@ def _sample(system: str, mutants: list[Any], n: int, seed: int) -> list[str]:
 
 @pytest.mark.mutant
 def test_a_sample_of_generated_mutants_is_killed_at_ci() -> None:
+    _judge_sample(n_pggit=8, n_relay=6)
+
+
+@pytest.mark.mutant
+@pytest.mark.sweep
+def test_a_wide_sample_of_generated_mutants_is_killed_at_ci() -> None:
+    # The weekly sweep: five times the CI sample (the full score is benchmarks/bench_mutation.py).
+    _judge_sample(n_pggit=40, n_relay=30)
+
+
+def _judge_sample(*, n_pggit: int, n_relay: int) -> None:
+    """Judge a fixed-seed sample of each system's generated mutants: every one must be killed."""
     with relay.scratch_copy(_ROOT) as root:
         relay_found = relay.mutants(root)
     samples = {
-        "pggit": _sample("pggit", list(sql.mutants(_SQL)), 8, seed=20261201),
-        "relay": _sample("relay", list(relay_found), 6, seed=20261201),
+        "pggit": _sample("pggit", list(sql.mutants(_SQL)), n_pggit, seed=20261201),
+        "relay": _sample("relay", list(relay_found), n_relay, seed=20261201),
     }
     for system, only in samples.items():
         # A generous limit: a kill under load can take minutes; only a survivor waits it out.
