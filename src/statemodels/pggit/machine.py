@@ -61,7 +61,9 @@ class PggitMachine(ModelMachine):
         model = cast(PggitModel, self.model)
         tables, branches = model.known_names()
         live = tuple(model.live_tables())
-        self.execute(data.draw(strategies.commands(tables, branches, live), label="command"))
+        used = tuple(dict.fromkeys(c.custom for c in model.commits if c.custom is not None))
+        command = strategies.commands(tables, branches, live, used)
+        self.execute(data.draw(command, label="command"))
 
 
 def machine_factory(

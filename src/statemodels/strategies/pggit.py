@@ -122,13 +122,17 @@ def messages() -> st.SearchStrategy[str]:
     return st.one_of(st.sampled_from(MESSAGES), storable_text(max_size=30), long_text(10_000))
 
 
-def custom_trinity_ids() -> st.SearchStrategy[str | None]:
-    """Half None (the system generates one), half a custom, often reused, ID."""
-    return st.one_of(st.none(), st.sampled_from(CUSTOM_TRINITY_IDS))
+def custom_trinity_ids(used: Names = ()) -> st.SearchStrategy[str | None]:
+    """None (the system generates one) or a custom ID; once the example has committed custom
+    IDs (``used``), one of those again as often as a new one: a duplicate must be refused, and
+    meeting one by chance among five was luck at ``ci``."""
+    if not used:
+        return st.one_of(st.none(), st.sampled_from(CUSTOM_TRINITY_IDS))
+    return st.one_of(st.none(), st.sampled_from(used), st.sampled_from(CUSTOM_TRINITY_IDS))
 
 
-def commits(branches: Names = ()) -> st.SearchStrategy[Commit]:
-    return st.builds(Commit, branch_names(branches), messages(), custom_trinity_ids())
+def commits(branches: Names = (), used: Names = ()) -> st.SearchStrategy[Commit]:
+    return st.builds(Commit, branch_names(branches), messages(), custom_trinity_ids(used))
 
 
 def ops(tables: Names = (), branches: Names = (), live: Names = ()) -> st.SearchStrategy[Op]:
@@ -187,18 +191,19 @@ def generate_ids() -> st.SearchStrategy[GenerateIds]:
 
 @functools.lru_cache(maxsize=256)
 def commands(
-    tables: Names = (), branches: Names = (), live: Names = ()
+    tables: Names = (), branches: Names = (), live: Names = (), used: Names = ()
 ) -> st.SearchStrategy[Op | Txn | ConcurrentCommits | GenerateIds]:
     """Every command the pggit machine runs, simplest first (shrinking ends on the early ones).
 
     ``tables`` / ``branches``: names the example already used, drawn more often (the machine
-    passes what its model knows); ``live``: the tables that exist now. Cached: the same names
-    give the same strategy object.
+    passes what its model knows); ``live``: the tables that exist now; ``used``: the custom
+    Trinity IDs committed so far (reused by commits). Cached: the same names give the same
+    strategy object.
     """
     # Commits are the heart of pgGit: twice the weight of any other command.
     return st.one_of(
         ops(tables, branches, live),
-        commits(branches),
+        commits(branches, used),
         txns(tables, branches, live),
         concurrent_commits(branches),
         generate_ids(),
