@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from statemodels.infra import lifeline
+
 from statemodels.infra import postgres as pg_module
 from statemodels.infra import redis as redis_module
 from statemodels.infra.embedded import embedded_pg_bin, embedded_redis_server
@@ -61,3 +63,6 @@ def test_the_copy_for_an_unprivileged_server_user_is_world_readable() -> None:
     assert bindir is not None
     for part in [Path(bindir), *Path(bindir).parents]:
         assert part.stat().st_mode & 0o001, f"{part} is not traversable by other users"
+    # The copy is the run's own scratch (removed with the run), not a cache left in /tmp.
+    home = Path(bindir).parents[2]
+    assert (home / lifeline.MARK_FILE).read_text() == lifeline.run_tag()

@@ -8,18 +8,20 @@ The binary finders in ``postgres.py`` and ``redis.py`` try these last, after the
 binaries, so an installed Debian package always wins.
 
 One wrinkle: as root, the cluster runs as the ``postgres`` OS user, which usually cannot read a
-Python installed under ``/root``. Then the PostgreSQL tree is copied once into a world-readable
-cache under the system temp dir (about 34 MB, a fraction of a second) and used from there.
+Python installed under ``/root``. Then the PostgreSQL tree is copied, once per run, into a
+world-readable scratch dir of the run (about 34 MB, a fraction of a second) and used from there;
+the run's lifeline removes it with the run's other dirs, also when the run is killed.
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import importlib.util
 import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from .processes import scratch_dir
 
 __all__ = ["embedded_pg_bin", "embedded_redis_server"]
 
@@ -64,31 +66,20 @@ def _world_readable(path: Path) -> bool:
     return all(part.stat().st_mode & 0o001 for part in [path, *path.parents])
 
 
+@functools.lru_cache(maxsize=4)
 def _readable_copy(tree: Path) -> Path:
     """A world-readable copy of ``<site>/pgserver/pginstall``; returns the copied ``pginstall``.
 
     The binaries find their shared libraries through an RPATH relative to themselves
     (``$ORIGIN/../../../pgserver.libs``), so the copy keeps the wheel's layout: ``pgserver/
-    pginstall`` and ``pgserver.libs`` side by side.
+    pginstall`` and ``pgserver.libs`` side by side. Made once per process, in a scratch dir
+    marked as this run's (never a cache left in the temp dir for good).
     """
     site = tree.parent.parent
-    stamp = f"{tree}:{(tree / 'bin' / 'postgres').stat().st_mtime_ns}"
-    key = hashlib.sha256(stamp.encode()).hexdigest()[:12]
-    target = Path(tempfile.gettempdir()) / f"statemodels-pgserver-{key}"
-    copied = target / "pgserver" / "pginstall"
-    if (copied / "bin" / "postgres").is_file():
-        return copied
-    # Copy beside the target, then rename: a concurrent run never sees half a tree.
-    staging = Path(tempfile.mkdtemp(prefix="statemodels-pgserver-", dir=target.parent))
-    try:
-        shutil.copytree(tree, staging / "pgserver" / "pginstall", symlinks=True)
-        if (site / "pgserver.libs").is_dir():
-            shutil.copytree(site / "pgserver.libs", staging / "pgserver.libs", symlinks=True)
-        for folder in (staging, staging / "pgserver"):
-            os.chmod(folder, 0o755)
-        os.replace(staging, target)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not (copied / "bin" / "postgres").is_file():
-            raise
-    return copied
+    home = Path(scratch_dir("statemodels-pgserver-"))
+    shutil.copytree(tree, home / "pgserver" / "pginstall", symlinks=True)
+    if (site / "pgserver.libs").is_dir():
+        shutil.copytree(site / "pgserver.libs", home / "pgserver.libs", symlinks=True)
+    for folder in (home, home / "pgserver"):
+        os.chmod(folder, 0o755)
+    return home / "pgserver" / "pginstall"
