@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from statemodels.infra import lifeline
-
 from statemodels.infra import postgres as pg_module
 from statemodels.infra import redis as redis_module
 from statemodels.infra.embedded import embedded_pg_bin, embedded_redis_server
