@@ -94,8 +94,8 @@ def _mostly(pool: Names, known: Names, other: st.SearchStrategy[str]) -> st.Sear
     # happen within a few steps. Names this example already used come first (shrinking goes
     # there), the rest keeps the search open to any name. The repeats do not weigh: ``one_of``
     # counts a repeated branch once, so this is one in two from the pool (one in three each with
-    # ``known``). Truly weighted picks (``common.weighted``) drew more steps that succeed but made
-    # the pggit hunts shrink 3-5x slower: the hunts are tuned on these weights.
+    # ``known``). Truly weighted picks (tried: distinct copies per branch) drew more steps that
+    # succeed but made the pggit hunts shrink 3-5x slower: the hunts are tuned on these weights.
     chosen = st.sampled_from(pool)
     if not known:
         return st.one_of(chosen, chosen, chosen, other)

@@ -154,7 +154,7 @@ def relay_rules(
     """``AddRule`` bodies; with ``invalid``, one in two breaks a validation rule.
 
     (It was written as four valid to one invalid, which ``one_of`` reads as one to one: see
-    :func:`~statemodels.strategies.common.weighted`. The relay's hunts, several of them timing-
+    ``tests/properties/test_strategies.py``. The relay's hunts, several of them timing-
     dependent, are tuned on this mix; the share of steps that change the model is held up by
     the valid-only adds to interfaces that have a worker, drawn besides these.)
     """
