@@ -11,7 +11,7 @@ import pytest
 
 from statemodels.engine import Divergence, catch_mutant, registry, run_machine
 from statemodels.infra import PostgresServer, TemplateJanitor
-from statemodels.pggit import MUTANTS, install, machine_factory
+from statemodels.pggit import CONCURRENT_ONLY, MUTANTS, install, machine_factory
 
 
 def _worlds(server: PostgresServer, mutants: frozenset[str]) -> TemplateJanitor:
@@ -19,7 +19,8 @@ def _worlds(server: PostgresServer, mutants: frozenset[str]) -> TemplateJanitor:
 
 
 @pytest.mark.mutant
-@pytest.mark.parametrize("mutant", sorted(MUTANTS))
+# Concurrency-only mutants are hunted by the parallel machine (test_pggit_parallel_mutants.py).
+@pytest.mark.parametrize("mutant", sorted(set(MUTANTS) - CONCURRENT_ONLY))
 def test_pggit_machine_catches(mutant: str, statemodels_postgres: PostgresServer) -> None:
     with _worlds(statemodels_postgres, frozenset({mutant})) as worlds:
         found = catch_mutant(machine_factory(worlds), budget="ci", max_steps=5)

@@ -36,7 +36,7 @@ import attrs
 
 from .expect import Bindings
 from .history import History, Operation
-from .machine import compare
+from .machine import _bind, compare
 from .protocol import Outcome
 
 __all__ = [
@@ -86,18 +86,29 @@ class ModelSpec:
     no single order in which ``Fresh``/``Same`` could learn values, so use plain values, ``Eq``,
     ``AnyOf``, ``Fails``, ``Within`` or ``Matches`` in models meant for histories.
 
+    With ``bind=True`` the expectations are judged *with* bindings, learned in the order the
+    search places the operations: a linearization is one sequential order, and in it the
+    model's ``Fresh`` / ``Same`` / slot-naming expectations mean what they mean in
+    ``ModelMachine.execute``. The state is then the model plus its bindings (frozen), so a model
+    whose answers are named by slots (pggit's ``commit:<n>`` Trinity IDs) needs no second model.
+    The memo is keyed by bindings too: searches are larger, so keep such histories small.
+
     Args:
         model: the initial model (frozen, hashable).
         key: optional partition key of a command (``lambda cmd: cmd.key``).
+        bind: judge with bindings learned along each candidate order (see above).
     """
 
     model: Any
     key: Callable[[Any], Hashable] | None = None
+    bind: bool = False
 
     def init(self) -> Any:
-        return self.model
+        return _Bound(self.model) if self.bind else self.model
 
     def step(self, state: Any, command: Any, result: Any) -> tuple[bool, Any]:
+        if self.bind:
+            return self._step_bound(state, command, result)
         step = state.apply(command)
         if result is UNKNOWN:
             return True, step.model
@@ -105,10 +116,59 @@ class ModelSpec:
         mismatches = compare(step.expect, outcome.field, Bindings(), has_error=True)
         return not mismatches, step.model
 
+    def _step_bound(self, state: _Bound, command: Any, result: Any) -> tuple[bool, Any]:
+        step = state.model.apply(command)
+        bindings = state.thaw()
+        if result is UNKNOWN:
+            # Placed, so it took effect, but its answer is unknown: every slot it would bind
+            # holds a wildcard that equals whatever a later read shows (lenient, never wrong --
+            # a timed-out commit whose ID a later log shows is no violation).
+            _bind(step.expect, lambda _name: _ANY_ANSWER, bindings, step.parts)
+            return True, _Bound.freeze(step.model, bindings)
+        outcome: Outcome = result
+        if compare(step.expect, outcome.field, bindings, has_error=True, parts=step.parts):
+            return False, state
+        _bind(step.expect, outcome.field, bindings, step.parts)
+        return True, _Bound.freeze(step.model, bindings)
+
     def partition(self, ops: Sequence[Operation]) -> list[list[Operation]]:
         if self.key is None:
             return [list(ops)]
         return _group(ops, self.key)
+
+
+class _AnyAnswer:
+    """The answer of an ``info`` operation: unknown, so equal to any value read later."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "<unknown answer>"
+
+
+_ANY_ANSWER: Any = _AnyAnswer()
+
+
+@attrs.frozen
+class _Bound:
+    """A model and the bindings learned so far, frozen and hashable (a search state)."""
+
+    model: Any
+    slots: tuple[tuple[str, Any], ...] = ()
+    seen: tuple[tuple[str, frozenset[Hashable]], ...] = ()
+
+    def thaw(self) -> Bindings:
+        return Bindings(dict(self.slots), {pool: set(vals) for pool, vals in self.seen})
+
+    @classmethod
+    def freeze(cls, model: Any, bindings: Bindings) -> _Bound:
+        slots = tuple(sorted(bindings.slots.items()))
+        seen = tuple(sorted((pool, frozenset(vals)) for pool, vals in bindings.seen.items()))
+        return cls(model, slots, seen)
 
 
 def _group(ops: Sequence[Operation], key: Callable[[Any], Hashable]) -> list[list[Operation]]:

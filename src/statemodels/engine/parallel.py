@@ -99,6 +99,12 @@ class ParallelMachine(RuleBasedStateMachine):
         lanes: number of parallel suffixes (2 or more).
         max_prefix / max_suffix: most commands in the prefix / in each suffix.
         repeats: runs of each program, each on a fresh world.
+        initial: commands client 0 runs before the prefix, every run (a world that is not empty:
+            a remove races a remove only once there is something to remove). Not drawn, so
+            never shrunk away; preconditions are judged after them.
+        final: commands client 0 runs after every suffix ended (Jepsen's final reads): a read
+            that sees what the whole program did, so a lost write shows without a drawn read
+            after it. Not drawn, so never shrunk away.
         check_timeout: seconds the checker may search before answering ``unknown``.
         no_effect: error codes that certainly took no effect (recorded as ``fail``); any other
             error is ``info`` (effect unknown), unless ``judged`` lists it (then its outcome is
@@ -111,6 +117,8 @@ class ParallelMachine(RuleBasedStateMachine):
     max_prefix: ClassVar[int] = 4
     max_suffix: ClassVar[int] = 3
     repeats: ClassVar[int] = 10
+    initial: ClassVar[tuple[Any, ...]] = ()
+    final: ClassVar[tuple[Any, ...]] = ()
     check_timeout: ClassVar[float] = 10.0
     no_effect: ClassVar[frozenset[str]] = frozenset()
     judged: ClassVar[frozenset[str]] = frozenset()
@@ -174,6 +182,14 @@ class ParallelMachine(RuleBasedStateMachine):
         """Which independent part of the state ``cmd`` touches (default: one part)."""
         return None
 
+    def spec(self) -> ModelSpec:
+        """The sequential specification runs are judged by (default: the model, per key).
+
+        A model whose answers are named by slots (values learned from the real system) judges
+        with ``ModelSpec(..., bind=True)``.
+        """
+        return ModelSpec(self.model, key=self.partition_key)
+
     def status(self, outcome: Outcome) -> Status:
         """How a history records an outcome: ``ok``, ``fail`` (no effect) or ``info``."""
         if outcome.error is None or outcome.error in self.judged:
@@ -218,7 +234,7 @@ class ParallelMachine(RuleBasedStateMachine):
 
     def _every_interleaving_allowed(self) -> bool:
         model = self.model
-        for cmd in self.prefix:
+        for cmd in (*self.initial, *self.prefix):
             if not self.allowed(model, cmd):
                 return False
             model = model.apply(cmd).model
@@ -259,8 +275,7 @@ class ParallelMachine(RuleBasedStateMachine):
         """One run on a fresh world. Returns True if a known divergence ended the example."""
         __tracebackhide__ = True
         history = self._run_once()
-        spec = ModelSpec(self.model, key=self.partition_key)
-        result = check(history, spec, timeout=self.check_timeout)
+        result = check(history, self.spec(), timeout=self.check_timeout)
         self.last = result
         if result.verdict == "unknown":
             log.warning("%s: checker ran out of time (%ss): no verdict", self.name, result.seconds)
@@ -279,7 +294,7 @@ class ParallelMachine(RuleBasedStateMachine):
         suffixes = [s for s in self.suffixes if s]
         clients = self._clients_for(len(suffixes))
         recorder = HistoryRecorder()
-        for cmd in self.prefix:
+        for cmd in (*self.initial, *self.prefix):
             if not self._call(recorder, clients[0], 0, cmd):
                 break  # the prefix client's effect is unknown: stop where a real client would
         barrier = threading.Barrier(len(suffixes))
@@ -315,6 +330,9 @@ class ParallelMachine(RuleBasedStateMachine):
             self._hung(recorder.history())
         if errors:
             raise errors[0]
+        for cmd in self.final:
+            if not self._call(recorder, clients[0], 0, cmd):
+                break
         history = recorder.history()
         counters = stats.stats_for(self.name)
         for op in history:

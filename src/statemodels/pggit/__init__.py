@@ -32,9 +32,10 @@ from .commands import (
 from .driver import PggitDriver
 from .machine import PggitMachine, Worlds, machine_factory
 from .model import QUIRKS, PggitModel
-from .system import MUTANTS, install
+from .system import CONCURRENT_ONLY, MUTANTS, install
 
 __all__ = [
+    "CONCURRENT_ONLY",
     "MUTANTS",
     "QUIRKS",
     "AlterTable",

@@ -32,6 +32,8 @@ __all__ = [
     "DropTable",
     "GenerateIds",
     "Op",
+    "ReadBranch",
+    "ReadLog",
     "RenameTable",
     "Txn",
     "TxnEnd",
@@ -112,6 +114,20 @@ class DeleteBranch:
     """``SELECT pggit.delete_branch_simple(name)``."""
 
     name: str = attrs.field(validator=_no_nul)
+
+
+@attrs.frozen
+class ReadBranch:
+    """``SELECT status, head_commit_hash FROM pggit.branches WHERE name = ...``: every row."""
+
+    name: str = attrs.field(validator=_no_nul)
+
+
+@attrs.frozen
+class ReadLog:
+    """The branch's history: Trinity IDs from its head back along parent links (one query)."""
+
+    branch: str = attrs.field(validator=_no_nul)
 
 
 Op = CreateTable | AlterTable | RenameTable | DropTable | Commit | CreateBranch | DeleteBranch

@@ -45,6 +45,8 @@ from .commands import (
     DropTable,
     GenerateIds,
     Op,
+    ReadBranch,
+    ReadLog,
     RenameTable,
     Txn,
 )
@@ -296,14 +298,16 @@ class PggitDriver:
 
     # -- commands ------------------------------------------------------------------------------
 
-    def _op(self, conn: _Conn, op: Op) -> tuple[str | None, str, dict[str, Any]]:
+    @staticmethod
+    def _op(conn: _Conn, op: Op | ReadBranch | ReadLog) -> tuple[str | None, str, dict[str, Any]]:
         """Run one op; return (SQLSTATE or None, error text, returned values)."""
         try:
-            return None, "", self._op_values(conn, op)
+            return None, "", PggitDriver._op_values(conn, op)
         except psycopg.Error as exc:
             return exc.sqlstate or type(exc).__name__, _one_line(exc), {}
 
-    def _op_values(self, conn: _Conn, op: Op) -> dict[str, Any]:
+    @staticmethod
+    def _op_values(conn: _Conn, op: Op | ReadBranch | ReadLog) -> dict[str, Any]:
         ident = sql.Identifier
         match op:
             case CreateTable(name=name):
@@ -334,6 +338,28 @@ class PggitDriver:
                 return {"branch_id": row[0] if row else None}
             case DeleteBranch(name=name):
                 conn.execute("SELECT pggit.delete_branch_simple(%s)", (name,))
+            case ReadBranch(name=name):
+                rows = conn.execute(
+                    "SELECT status::text, head_commit_hash FROM pggit.branches WHERE name = %s"
+                    " ORDER BY id",
+                    (name,),
+                ).fetchall()
+                return {"rows": tuple((status, head) for status, head in rows)}
+            case ReadLog(branch=branch):
+                # One statement, so one snapshot: the chain as of one instant. The depth bound
+                # stops a cycle (a parent link into its own chain) from running forever.
+                rows = conn.execute(
+                    "WITH RECURSIVE chain(hash, depth) AS ("
+                    " SELECT head_commit_hash, 1 FROM pggit.branches"
+                    "  WHERE name = %s AND head_commit_hash IS NOT NULL"
+                    " UNION ALL"
+                    " SELECT c.parent_commit_hash, chain.depth + 1"
+                    "  FROM chain JOIN pggit.commits c ON c.hash = chain.hash"
+                    "  WHERE c.parent_commit_hash IS NOT NULL AND chain.depth < 1000)"
+                    " SELECT hash FROM chain ORDER BY depth",
+                    (branch,),
+                ).fetchall()
+                return {"log": tuple(row[0] for row in rows)}
             case _:
                 raise TypeError(f"PggitDriver cannot run {op!r}: not a pggit op")
         return {}

@@ -30,8 +30,10 @@ __all__ = [
     "NO_SLOT",
     "POOL",
     "TRINITY_RE",
+    "Chain",
     "CustomId",
     "Heads",
+    "Rows",
     "TrinityId",
     "TrinityIds",
 ]
@@ -166,3 +168,32 @@ class Heads(Expect):
 
     def describe(self, bindings: Bindings) -> str:
         return repr({name: s for name, s in self.slots})
+
+
+@attrs.frozen
+class Rows(Expect):
+    """Rows ``(status, head hash)`` equal to the model's, each head read through its slot."""
+
+    rows: tuple[tuple[str, str | None], ...] = attrs.field(converter=_slot_pairs)
+
+    def _wanted(self, bindings: Bindings) -> tuple[tuple[str, Any], ...]:
+        return tuple((status, bindings.get(s) if s else None) for status, s in self.rows)
+
+    def check(self, real: Any, bindings: Bindings) -> str | None:
+        return None if tuple(map(tuple, real)) == self._wanted(bindings) else "differs"
+
+    def describe(self, bindings: Bindings) -> str:
+        return repr(list(self.rows))
+
+
+@attrs.frozen
+class Chain(Expect):
+    """Trinity IDs from a head back to the first commit, each read through its slot."""
+
+    slots: tuple[str, ...] = attrs.field(converter=_str_tuple)
+
+    def check(self, real: Any, bindings: Bindings) -> str | None:
+        return None if tuple(real) == tuple(bindings.get(s) for s in self.slots) else "differs"
+
+    def describe(self, bindings: Bindings) -> str:
+        return " <- ".join(self.slots) or "no commits"

@@ -35,10 +35,22 @@ from .commands import (
     DropTable,
     GenerateIds,
     Op,
+    ReadBranch,
+    ReadLog,
     RenameTable,
     Txn,
 )
-from .expect import NO_ID, NO_SLOT, TRINITY_RE, CustomId, Heads, TrinityId, TrinityIds
+from .expect import (
+    NO_ID,
+    NO_SLOT,
+    TRINITY_RE,
+    Chain,
+    CustomId,
+    Heads,
+    Rows,
+    TrinityId,
+    TrinityIds,
+)
 
 __all__ = ["MAX_SKEW_S", "SYSTEM_COLUMNS", "BranchRec", "CommitRec", "ObjectRec", "PggitModel"]
 
@@ -114,10 +126,15 @@ class PggitModel:
     Args:
         role: the role the driver connects as: every commit's author.
         quirks: declared differences of the deployment (:data:`QUIRKS`), adopted by the model.
+        session: the session whose Trinity sequence must increase from commit to commit.
+            ``None`` in a concurrent history: there every client is a session of its own, and
+            the order in which commits on different branches took ``nextval`` need not be the
+            order in which they committed.
     """
 
     role: str
     quirks: frozenset[str] = attrs.field(default=frozenset(), converter=check_quirks)
+    session: str | None = "main"
     branches: tuple[BranchRec, ...] = (BranchRec("main", None),)
     commits: tuple[CommitRec, ...] = ()
     objects: tuple[ObjectRec, ...] = ()
@@ -154,6 +171,20 @@ class PggitModel:
             ref = commit.parent
         return tuple(out)
 
+    @staticmethod
+    def _slot(ref: int | None) -> str | None:
+        return None if ref is None else f"commit:{ref}"
+
+    def _refs(self, branch: str) -> tuple[str, ...]:
+        """Slots of the commits from ``branch``'s head back to the first one."""
+        by_ref = {c.ref: c for c in self.commits}
+        rec = self.branch(branch)
+        ref, out = (rec.head if rec else None), []
+        while ref is not None:
+            out.append(f"commit:{ref}")
+            ref = by_ref[ref].parent
+        return tuple(out)
+
     # -- the protocol --------------------------------------------------------------------------
 
     def apply(self, cmd: Any) -> Step:
@@ -169,10 +200,16 @@ class PggitModel:
                     return Step(step.model, {**step.expect, "errors": generic})
                 return step
             case GenerateIds(count=n):
-                ids = TrinityIds((NO_SLOT,) * n, session="main")
+                ids = TrinityIds((NO_SLOT,) * n, session=self.session)
                 return Step(self, {"ids": ids, "skew_s": Within(0.0, MAX_SKEW_S)})
+            case ReadBranch(name=name):
+                rec = self.branch(name)
+                rows = [] if rec is None else [(rec.status, self._slot(rec.head))]
+                return Step(self, {"rows": Rows(rows)})
+            case ReadLog(branch=branch):
+                return Step(self, {"log": Chain(self._refs(branch))})
             case _:
-                model, expect = self.do(cmd, session="main")
+                model, expect = self.do(cmd, session=self.session)
                 return Step(model, expect)
 
     def view(self) -> Mapping[str, Any]:

@@ -51,9 +51,10 @@ from .model import (
     validate_rule,
 )
 from .supervisord import PROGRAMS, SupervisordDriver, SupervisordServer
-from .system import MUTANTS, BundledRelay, RelayConfig, RelayPool, SpawnAttempt
+from .system import CONCURRENT_ONLY, MUTANTS, BundledRelay, RelayConfig, RelayPool, SpawnAttempt
 
 __all__ = [
+    "CONCURRENT_ONLY",
     "MUTANTS",
     "PROGRAMS",
     "Action",

@@ -74,9 +74,9 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from ...engine import check_mutants
-from .mutants import MUTANTS, apply_mutants
+from .mutants import CONCURRENT_ONLY, MUTANTS, apply_mutants
 
-__all__ = ["MUTANTS", "MUTANTS_NOTE", "install", "install_sql"]
+__all__ = ["CONCURRENT_ONLY", "MUTANTS", "MUTANTS_NOTE", "install", "install_sql"]
 
 #: How an install with seeded bugs names them: the pggit schema's comment starts with this.
 MUTANTS_NOTE = "statemodels mutants: "

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from ...errors import ConfigurationError
 
-__all__ = ["MUTANTS", "apply_mutants"]
+__all__ = ["CONCURRENT_ONLY", "MUTANTS", "apply_mutants"]
 
 #: name -> the realistic mistake it seeds.
 MUTANTS: dict[str, str] = {
@@ -35,7 +35,21 @@ MUTANTS: dict[str, str] = {
     "no-branch-lock": "commit_changes reads the branch head without a row lock: concurrent forks",
     "author-constant": "commits record the literal 'pggit' as author instead of current_user",
     "commit-outside-transaction": "the commit row is written over dblink, so it survives rollback",
+    "delete-check-then-act": (
+        "delete_branch_simple checks the status in one statement and marks the branch deleted in "
+        "the next: two concurrent deletes both succeed (only a concurrent history shows it)"
+    ),
+    "create-check-then-upsert": (
+        "create_branch refuses a taken name by a SELECT, then inserts ON CONFLICT DO NOTHING "
+        "'for retries': a concurrent create of the same name succeeds without a branch (only a "
+        "concurrent history shows it)"
+    ),
 }
+
+#: Mutants no sequential run can see: they need another client acting in between. The
+#: sequential catalogue test leaves them out; ``tests/mutants/test_pggit_parallel_mutants.py``
+#: hunts them with the parallel machine and proves the sequential one blind.
+CONCURRENT_ONLY: frozenset[str] = frozenset({"delete-check-then-act", "create-check-then-upsert"})
 
 _COMMIT_VALUES = (
     "    VALUES (v_id, v_branch.id, v_branch.head_commit_hash, p_message, current_user);\n"
@@ -60,6 +74,19 @@ _RENAME = (
     "            PERFORM pggit.bump_version(v_obj.id, 'RENAME', v_obj.object_name);\n"
 )
 _NAME_LOOKUP = "        CONTINUE WHEN v_name IS NULL OR NOT pggit.tracked_schema(v_schema);\n"
+_DELETE = (
+    "    UPDATE pggit.branches SET status = 'DELETED' WHERE name = p_name AND status = 'ACTIVE';\n"
+    "    IF NOT FOUND THEN\n"
+    "        RAISE EXCEPTION 'branch % does not exist or is already deleted',"
+    " quote_literal(p_name)\n"
+    "            USING ERRCODE = 'no_data_found';\n"
+    "    END IF;\n"
+)
+_CREATE_INSERT = (
+    "    INSERT INTO pggit.branches (name, parent_branch_id, head_commit_hash)\n"
+    "    VALUES (p_name, v_parent.id, v_parent.head_commit_hash)\n"
+    "    RETURNING id INTO v_id;\n"
+)
 
 # name -> ((old fragment, new fragment), ...). "{dblink}" in a new fragment is the conninfo.
 _PATCHES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -139,6 +166,27 @@ _PATCHES: dict[str, tuple[tuple[str, str], ...]] = {
             " message, author) VALUES (%L, %s, %L, %L, %L)',\n"
             "               v_id, v_branch.id, v_branch.head_commit_hash, p_message,"
             " current_user));\n",
+        ),
+    ),
+    "delete-check-then-act": (
+        (
+            _DELETE,
+            "    PERFORM 1 FROM pggit.branches WHERE name = p_name AND status = 'ACTIVE';\n"
+            + _DELETE.split("\n", 1)[1]
+            + "    UPDATE pggit.branches SET status = 'DELETED' WHERE name = p_name;\n",
+        ),
+    ),
+    "create-check-then-upsert": (
+        (
+            _CREATE_INSERT,
+            "    IF EXISTS (SELECT 1 FROM pggit.branches WHERE name = p_name) THEN\n"
+            "        RAISE EXCEPTION 'branch % already exists', quote_literal(p_name)\n"
+            "            USING ERRCODE = 'unique_violation';\n"
+            "    END IF;\n"
+            "    INSERT INTO pggit.branches (name, parent_branch_id, head_commit_hash)\n"
+            "    VALUES (p_name, v_parent.id, v_parent.head_commit_hash)\n"
+            "    ON CONFLICT (name) DO NOTHING\n"
+            "    RETURNING id INTO v_id;\n",
         ),
     ),
 }

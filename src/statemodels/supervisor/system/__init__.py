@@ -5,6 +5,14 @@ starts one in a temp dir with every timing configurable (:class:`RelayConfig`).
 """
 
 from .launch import BundledRelay, RelayConfig, RelayPool, SpawnAttempt
-from .mutants import MUTANTS, check_mutants
+from .mutants import CONCURRENT_ONLY, MUTANTS, check_mutants
 
-__all__ = ["MUTANTS", "BundledRelay", "RelayConfig", "RelayPool", "SpawnAttempt", "check_mutants"]
+__all__ = [
+    "CONCURRENT_ONLY",
+    "MUTANTS",
+    "BundledRelay",
+    "RelayConfig",
+    "RelayPool",
+    "SpawnAttempt",
+    "check_mutants",
+]

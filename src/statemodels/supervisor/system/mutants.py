@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from ...engine import check_mutants as engine_check_mutants
 
-__all__ = ["MUTANTS", "check_mutants"]
+__all__ = ["CONCURRENT_ONLY", "MUTANTS", "check_mutants"]
 
 #: name -> what the bug is, one line.
 MUTANTS: dict[str, str] = {
@@ -29,7 +29,16 @@ MUTANTS: dict[str, str] = {
     "clean-exit-backoff": "a clean worker exit waits the backoff instead of restarting at once",
     "garbage-kills-control": "malformed JSON escapes the handler and stops the control socket",
     "id-without-protocol": "derived rule ids ignore the protocol, so udp and tcp rules collide",
+    "add-rmw-across-await": "AddRule copies the rule table, awaits its audit line, and stores "
+    "the copy back: a concurrent add or remove is lost (only a concurrent history shows it)",
+    "remove-check-across-await": "RemoveRule checks the id, awaits its audit line, then drops the "
+    "rule if still there: two concurrent removes both succeed (only a concurrent history shows it)",
 }
+
+#: Mutants no sequential run can see: they need another client's request during the await.
+#: The sequential catalogue test leaves them out; ``tests/mutants/test_relay_parallel_mutants.py``
+#: hunts them with the parallel machine and proves the sequential one blind.
+CONCURRENT_ONLY: frozenset[str] = frozenset({"add-rmw-across-await", "remove-check-across-await"})
 
 
 def check_mutants(names: Iterable[str]) -> frozenset[str]:

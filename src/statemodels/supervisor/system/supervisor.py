@@ -40,10 +40,12 @@ from typing import Any
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if __package__:
+    from .concurrency import seed_concurrency_mutants
     from .rules import BadRequest, interface_name, validate_rule
     from .worker import HEADER, die_with_parent
 else:  # run as a script (python -I -S): the sibling modules sit beside us
     sys.path.insert(0, _HERE)
+    from concurrency import seed_concurrency_mutants  # type: ignore[no-redef]
     from rules import BadRequest, interface_name, validate_rule  # type: ignore[no-redef]
     from worker import HEADER, die_with_parent  # type: ignore[no-redef]
 
@@ -62,6 +64,8 @@ KNOWN_MUTANTS = frozenset(
         "clean-exit-backoff",
         "garbage-kills-control",
         "id-without-protocol",
+        "add-rmw-across-await",
+        "remove-check-across-await",
     }
 )
 
@@ -116,6 +120,7 @@ class Relay:
         self.server: asyncio.AbstractServer | None = None
         self.request_seq = 0
         self.stopping = asyncio.Event()
+        seed_concurrency_mutants(self)
 
     # -- workers --------------------------------------------------------------------------
 
