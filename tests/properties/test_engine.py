@@ -14,6 +14,7 @@ from statemodels.engine import (
     Journal,
     Mismatch,
     catch_mutant,
+    hunt_steps,
     registry,
     run_machine,
 )
@@ -51,6 +52,24 @@ def test_an_unexpected_success_is_an_error_field_divergence():
 def test_catch_mutant_fails_loudly_when_the_machine_is_blind():
     with pytest.raises(AssertionError, match="passed against a mutant"):
         catch_mutant(lambda: CounterMachine(CounterSystem()), budget=QUICK, max_steps=5)
+
+
+def test_a_hunt_draws_examples_twice_its_repro_bound_long_never_more_than_the_budget():
+    lengths: list[int] = []
+
+    class Counting(CounterSystem):
+        def run(self, cmd):
+            lengths[-1] += 1
+            return super().run(cmd)
+
+    def world() -> CounterMachine:
+        lengths.append(0)
+        return CounterMachine(Counting())
+
+    with pytest.raises(AssertionError, match=r"40 examples x 10 steps"):
+        catch_mutant(world, budget=QUICK, max_steps=5)
+    assert max(lengths) == 10  # a hunt for a <= 5-step repro: examples of 10, not QUICK's 20
+    assert hunt_steps(QUICK, 1) == 10 and hunt_steps(QUICK, 8) == 16 and hunt_steps(QUICK, 15) == 20
 
 
 def test_catch_mutant_accepts_a_catch_whose_replay_did_not_diverge_again():
