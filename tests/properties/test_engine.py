@@ -14,7 +14,6 @@ from statemodels.engine import (
     Journal,
     Mismatch,
     catch_mutant,
-    hunt_steps,
     registry,
     run_machine,
 )
@@ -54,7 +53,7 @@ def test_catch_mutant_fails_loudly_when_the_machine_is_blind():
         catch_mutant(lambda: CounterMachine(CounterSystem()), budget=QUICK, max_steps=5)
 
 
-def test_a_hunt_draws_examples_twice_its_repro_bound_long_never_more_than_the_budget():
+def test_a_hunt_can_draw_short_examples_and_keeps_the_budget_s_example_count():
     lengths: list[int] = []
 
     class Counting(CounterSystem):
@@ -66,10 +65,13 @@ def test_a_hunt_draws_examples_twice_its_repro_bound_long_never_more_than_the_bu
         lengths.append(0)
         return CounterMachine(Counting())
 
-    with pytest.raises(AssertionError, match=r"40 examples x 10 steps"):
-        catch_mutant(world, budget=QUICK, max_steps=5)
-    assert max(lengths) == 10  # a hunt for a <= 5-step repro: examples of 10, not QUICK's 20
-    assert hunt_steps(QUICK, 1) == 10 and hunt_steps(QUICK, 8) == 16 and hunt_steps(QUICK, 15) == 20
+    with pytest.raises(AssertionError, match=r"40 examples x 8 steps"):
+        catch_mutant(world, budget=QUICK, max_steps=4, example_steps=8)
+    assert max(lengths) == 8  # not QUICK's 20
+    lengths.clear()
+    with pytest.raises(AssertionError, match=r"40 examples x 20 steps"):
+        catch_mutant(world, budget=QUICK, max_steps=4, example_steps=99)  # never past the budget
+    assert max(lengths) == 20
 
 
 def test_catch_mutant_accepts_a_catch_whose_replay_did_not_diverge_again():

@@ -32,7 +32,7 @@ from .machine import ModelMachine, compare
 from .mutants import check_mutants
 from .parallel import ParallelMachine
 from .protocol import MISSING, Driver, Model, Outcome, Step
-from .runner import NoExamplesRan, catch_mutant, database_key, hunt_steps, run_machine
+from .runner import NoExamplesRan, catch_mutant, database_key, run_machine
 from .stats import MachineStats, known_signatures, load_known, registry, set_known
 from .watchdog import StepTimeout, Watchdog
 
@@ -87,7 +87,6 @@ __all__ = [
     "eventually",
     "expect_map",
     "get_budget",
-    "hunt_steps",
     "hypothesis_settings",
     "known_signatures",
     "load_known",

@@ -16,11 +16,10 @@ saved failure that replays into a known divergence is not deleted.
 ``catch_mutant`` is the other side of the contract: a machine that *passes* against a seeded bug
 is a defect in the machine. It runs the machine deterministically (``derandomize=True``, no example
 database, so the result does not depend on what an earlier run stored), demands a divergence, and
-demands that Hypothesis shrank it to a short repro. Its examples are short too: a hunt that
-wants a repro of at most ``max_steps`` steps draws examples of at most ``hunt_steps(budget,
-max_steps)`` -- twice the repro, at least 10, never more than the budget's. Every replay the
-shrinker makes of a long example runs the real system again, so a 30-step example of the relay
-cost about 2.5x the time of a 12-step one to find and shrink, and shrank to a longer repro.
+demands that Hypothesis shrank it to a short repro. A hunt whose bug shows within a few steps
+can draw short examples (``example_steps``): every replay the shrinker makes runs the real system
+again, and the relay's hunts took about half the time with 12-step examples than with 30-step
+ones, shrinking to repros as short or shorter.
 """
 
 from __future__ import annotations
@@ -47,11 +46,9 @@ from .budgets import Budget
 from .divergence import Divergence
 
 __all__ = [
-    "HUNT_MIN_STEPS",
     "NoExamplesRan",
     "catch_mutant",
     "database_key",
-    "hunt_steps",
     "run_machine",
 ]
 
@@ -181,11 +178,19 @@ def run_machine(
         raise ran_nothing()
 
 
-def catch_mutant(factory: Factory, *, budget: Budget | str = "ci", max_steps: int) -> Divergence:
+def catch_mutant(
+    factory: Factory,
+    *,
+    budget: Budget | str = "ci",
+    max_steps: int,
+    example_steps: int | None = None,
+) -> Divergence:
     """Run a machine against a seeded bug; return the divergence it must find.
 
     The divergence is printed (visible with ``pytest -s``, and in the report of a failing test).
-    Examples are at most :func:`hunt_steps` long (the budget's example count is unchanged).
+    ``example_steps`` caps the steps of each example (the budget's example count is kept): for a
+    bug whose repro is short, about twice ``max_steps`` keeps shrinking cheap. A cap can also hide
+    a bug that needs a long example to show, so it is each hunt's own, measured choice.
 
     Raises:
         AssertionError: no divergence was found (the machine is blind to this bug), or the shrunk
@@ -195,7 +200,7 @@ def catch_mutant(factory: Factory, *, budget: Budget | str = "ci", max_steps: in
     try:
         run_machine(
             factory,
-            budget=_for_hunt(chosen, max_steps),
+            budget=_for_hunt(chosen, example_steps),
             known=(),
             database=None,
             derandomize=True,
@@ -223,8 +228,8 @@ def catch_mutant(factory: Factory, *, budget: Budget | str = "ci", max_steps: in
         return shortest
     raise AssertionError(
         f"the machine passed against a mutant within the {chosen.name!r} budget "
-        f"({chosen.max_examples} examples x {hunt_steps(chosen, max_steps)} steps): a defect in "
-        "the machine"
+        f"({chosen.max_examples} examples x {_for_hunt(chosen, example_steps).steps} steps): a "
+        "defect in the machine"
     )
 
 
@@ -246,24 +251,11 @@ def _assert_short(found: Divergence, max_steps: int) -> None:
     )
 
 
-#: The shortest examples a hunt draws, whatever its repro bound: room for a bug that needs
-#: several steps to set up and one more to show.
-HUNT_MIN_STEPS = 10
-
-
-def hunt_steps(budget: Budget, max_steps: int) -> int:
-    """Steps per example of a mutant hunt that wants a repro of at most ``max_steps``.
-
-    Twice the repro bound (at least :data:`HUNT_MIN_STEPS`), capped by the budget: the search
-    is still the budget's number of examples, each long enough to hold the wanted repro with
-    room around it, and shrinking replays short examples, not 30-step ones.
-    """
-    return min(budget.steps, max(HUNT_MIN_STEPS, 2 * max_steps))
-
-
-def _for_hunt(budget: Budget, max_steps: int) -> Budget:
-    """A mutant hunt is one deterministic run (never a time box) of short examples."""
-    return attrs.evolve(budget, steps=hunt_steps(budget, max_steps), minutes=None)
+def _for_hunt(budget: Budget, example_steps: int | None) -> Budget:
+    """A mutant hunt is one deterministic run, never a time box; its examples are at most
+    ``example_steps`` long (the budget's own steps if that is None or more)."""
+    steps = budget.steps if example_steps is None else min(budget.steps, example_steps)
+    return attrs.evolve(budget, steps=steps, minutes=None)
 
 
 def _run_once(factory: Factory, config: settings, seed: int | None, key: bytes = b"") -> None:
