@@ -27,7 +27,9 @@ T = TypeVar("T")
 class Client:
     """One socket: its connection, what it received, and how it answers pings."""
 
-    def __init__(self, ws: ClientConnection, channel: str | None = None) -> None:
+    def __init__(
+        self, ws: ClientConnection, channel: str | None = None, *, since: float | None = None
+    ) -> None:
         self.ws = ws
         self.channel = channel
         self.frames: list[tuple[str, str]] = []
@@ -37,7 +39,9 @@ class Client:
         self.pings = 0
         #: ``{"type": word}`` answers each ping; None: silent (but WebSocket-level pongs).
         self.word: str | None = "pong"
-        self.last_pong = time.monotonic()
+        # The service's pong clock starts at its handshake, before we get here; a mark taken
+        # now would, under load, make a correct cut look early. ``since``: taken before dialing.
+        self.last_pong = time.monotonic() if since is None else since
         self.closed = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -123,6 +127,7 @@ class ClientLoop:
 
     async def open(self, url: str, origin: str | None, timeout: float) -> Client:
         """Connect (raises ``websockets.InvalidStatus`` on an HTTP refusal) and start reading."""
+        dialed = time.monotonic()
         ws = await connect(
             url,
             origin=origin,  # type: ignore[arg-type]
@@ -133,7 +138,7 @@ class ClientLoop:
             close_timeout=2,
             proxy=None,
         )
-        client = Client(ws)
+        client = Client(ws, since=dialed)
         client.task = asyncio.create_task(client.read())
         return client
 
