@@ -29,11 +29,13 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from hypothesis import settings
 from hypothesis.database import ExampleDatabase
 from hypothesis.errors import Flaky
+from hypothesis.internal.conjecture import engine as _conjecture
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from ..errors import ConfigurationError, StatemodelsError
@@ -169,10 +171,19 @@ def run_machine(
         raise ran_nothing()
 
 
-def catch_mutant(factory: Factory, *, budget: Budget | str = "ci", max_steps: int) -> Divergence:
+def catch_mutant(
+    factory: Factory,
+    *,
+    budget: Budget | str = "ci",
+    max_steps: int,
+    shrink_seconds: float | None = None,
+) -> Divergence:
     """Run a machine against a seeded bug; return the divergence it must find.
 
     The divergence is printed (visible with ``pytest -s``, and in the report of a failing test).
+    ``shrink_seconds`` bounds the time Hypothesis spends shrinking it (its own bound is 300 s):
+    on a machine whose steps take real time (a heartbeat, an outage) the shrinker's replays are
+    most of a hunt; the repro must still be ``max_steps`` or shorter.
 
     Raises:
         AssertionError: no divergence was found (the machine is blind to this bug), or the shrunk
@@ -180,15 +191,16 @@ def catch_mutant(factory: Factory, *, budget: Budget | str = "ci", max_steps: in
     """
     chosen = budgets.get_budget(budget)
     try:
-        run_machine(
-            factory,
-            budget=_without_time_box(chosen),
-            known=(),
-            database=None,
-            derandomize=True,
-            report_multiple_bugs=False,
-            print_blob=False,
-        )
+        with _shrinking_for(shrink_seconds):
+            run_machine(
+                factory,
+                budget=_without_time_box(chosen),
+                known=(),
+                database=None,
+                derandomize=True,
+                report_multiple_bugs=False,
+                print_blob=False,
+            )
     except Divergence as found:
         _count_as_caught(found)
         print(f"\n{found}\n", file=sys.stdout)
@@ -212,6 +224,23 @@ def catch_mutant(factory: Factory, *, budget: Budget | str = "ci", max_steps: in
         f"the machine passed against a mutant within the {chosen.name!r} budget "
         f"({chosen.max_examples} examples x {chosen.steps} steps): a defect in the machine"
     )
+
+
+@contextmanager
+def _shrinking_for(seconds: float | None) -> Iterator[None]:
+    """Hypothesis reads its shrink deadline from a module constant it documents as
+    monkeypatchable; set it for one run and put it back."""
+    if seconds is None:
+        yield
+        return
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigurationError(f"shrink_seconds must be a finite number > 0 (got {seconds!r})")
+    before = _conjecture.MAX_SHRINKING_SECONDS
+    _conjecture.MAX_SHRINKING_SECONDS = seconds  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        _conjecture.MAX_SHRINKING_SECONDS = before
 
 
 def _count_as_caught(found: Divergence) -> None:
