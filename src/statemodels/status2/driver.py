@@ -248,16 +248,17 @@ class Status2Driver:
         return Outcome.ok(close=client.close_code)
 
     def _wait_close_1009(self, client: Client) -> None:
-        """Wait for the close an oversized frame owes, one-sidedly: QUICK_CLOSE on an idle
-        machine (a hunt replays this wait many times), up to SLACK if the machine made anything
-        wait for a CPU meanwhile (the kernel's PSI count), so load never fakes a missing close."""
+        """Wait for the close an oversized frame owes, one-sidedly: QUICK_CLOSE, plus as long
+        again as anything waited for a CPU meanwhile (the kernel's PSI count, never less than
+        what starved the service or our clients), up to SLACK. An idle machine decides in a
+        second (a hunt replays this wait many times); load never fakes a missing close."""
         meter = StallMeter()
         mark, start = meter.mark(), time.monotonic()
         self._wait_closed([client], QUICK_CLOSE)
         if client.closed_at is None:
             stalled = meter.since(mark, duration=time.monotonic() - start)
-            if stalled > 0.01:
-                self._wait_closed([client], SLACK - QUICK_CLOSE)
+            if stalled > 0:
+                self._wait_closed([client], min(2 * stalled, SLACK - QUICK_CLOSE))
 
     def _Heartbeat(self, cmd: Heartbeat) -> Outcome:
         client, cfg = self.clients[cmd.sock], self.config
