@@ -69,17 +69,34 @@ def test_symptoms_are_read_from_signatures():
 #: Mutants this machine does not yet catch within ``ci`` with a short repro: realistic bugs it
 #: is blind to, listed so that nobody mistakes the catalogue for coverage. Moving one back to
 #: the tested set is the work that closes the gap.
-NOT_YET_CAUGHT: frozenset[str] = frozenset()
+NOT_YET_CAUGHT = frozenset(
+    {
+        # Its symptom needs an outage with >= 4 open sockets (fewer give-ups say nothing about
+        # jitter); the machine opens sockets about as fast as it closes them, so its outages
+        # meet one or two (a model-only simulation of the ci draws: 1 socket in 27 of 32
+        # outages, 2 in 5, never 4; at 200 x 60 once).
+        "no-jitter",
+    }
+)
 
 
 #: Most of a hunt is the shrinker replaying steps that take real time (heartbeats, waits,
 #: outages); past this it keeps the shortest repro so far (which must still be short enough).
-SHRINK_SECONDS = 60.0
+#: 30 s takes most repros to 1-2 steps; these need longer (at 30 s the idle one kept 15 steps,
+#: at 60 s 11; the pause one 12 at 60 s).
+SHRINK_SECONDS = 30.0
+SLOW_TO_SHRINK = {
+    "idle-channel-error": 60.0,
+    "no-request-timeout": 60.0,
+    "no-read-limit": 60.0,
+    "pong-timeout-ignored": 60.0,
+    "ws-pong-counted": 60.0,
+}
 
 #: Caught only after an outage (about one step in 44), whose replays cost 2-5 s each: the hunt
 #: and its shrinking take minutes, so these run in the weekly sweep, with Hypothesis's own
 #: shrink bound. Still caught by their own symptom, with a short repro.
-AFTER_AN_OUTAGE = frozenset({"gauge-leak-on-give-up", "no-jitter", "retry-never-reset"})
+AFTER_AN_OUTAGE = frozenset({"gauge-leak-on-give-up", "retry-never-reset"})
 
 
 def test_every_mutant_has_a_symptom():
@@ -111,7 +128,7 @@ def _hunt(mutant: str, redis_server: RedisServer, shrink_seconds: float | None) 
 
 @pytest.mark.parametrize("mutant", sorted(set(MUTANTS) - NOT_YET_CAUGHT - AFTER_AN_OUTAGE))
 def test_status2_machine_catches(mutant, status2_redis):
-    _hunt(mutant, status2_redis, SHRINK_SECONDS)
+    _hunt(mutant, status2_redis, SLOW_TO_SHRINK.get(mutant, SHRINK_SECONDS))
 
 
 @pytest.mark.sweep
