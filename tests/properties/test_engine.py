@@ -224,3 +224,19 @@ def test_check_eventually_stops_waiting_when_a_final_field_fails():
     assert len(looks) == 1 and time.monotonic() - start < 1.0
     assert [m.field for m in info.value.mismatches] == ["errors_seen"]
     machine.teardown()
+
+
+def test_a_hunt_s_shrink_deadline_is_set_for_its_run_only():
+    from hypothesis.internal.conjecture import engine as conjecture
+
+    from statemodels.engine.runner import _shrinking_for
+    from statemodels.errors import ConfigurationError
+
+    before = conjecture.MAX_SHRINKING_SECONDS
+    with _shrinking_for(7.5):
+        assert conjecture.MAX_SHRINKING_SECONDS == 7.5
+    assert conjecture.MAX_SHRINKING_SECONDS - before == 0
+    with _shrinking_for(None):
+        assert conjecture.MAX_SHRINKING_SECONDS - before == 0
+    with pytest.raises(ConfigurationError, match="shrink_seconds must be"), _shrinking_for(0):
+        pass

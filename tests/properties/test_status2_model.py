@@ -20,6 +20,7 @@ from statemodels.status2 import (
     ServiceConfig,
     Shutdown,
     Status2Model,
+    Wait,
 )
 from statemodels.status2.driver import parse_metrics
 from statemodels.status2.expect import Complete, Entry, Sound, judge
@@ -134,9 +135,30 @@ def test_heartbeat_words():
 
 
 def test_oversized_frames_close_1009_without_hangup():
-    after = _connected("/r1:status").apply(ClientSend(0, "oversized")).model
-    assert after.sockets[0].close == 1009 and after.sockets[0].entries == ()
-    assert _connected("/r1:status").apply(ClientSend(0, "garbage")).model.sockets[0].open
+    step = _connected("/r1:status").apply(ClientSend(0, "oversized"))
+    assert step.model.sockets[0].close == 1009 and step.model.sockets[0].entries == ()
+    assert step.expect["close"].value == 1009
+    for kind in ("garbage", "limit"):  # exactly the max message size is still accepted
+        step = _connected("/r1:status").apply(ClientSend(0, kind))
+        assert step.model.sockets[0].open and step.expect["close"].value is None
+
+
+def test_a_wait_changes_nothing_and_its_durations_come_from_the_config():
+    model = _connected("/r1:status")
+    step = model.apply(Wait(650))
+    assert step.model == model and step.expect["numsub"].value == {"r1:status": 1}
+    assert model.waits() == (400 + 500 // 2, 600 + 100)
+    slow = Status2Model(ServiceConfig(request_timeout_ms=1000, retry_base_ms=2000))
+    assert slow.waits()[0] == 2000
+
+
+def test_faults_are_one_branch_and_waits_another():
+    def branches(**kw) -> int:
+        return len(status2_commands(sockets=(0,), channels={"r1:status": 1}, **kw).branches)
+
+    none = branches(drops=False)
+    assert branches(drops=True, pause=True, outage=True, shutdown=True) == none + 1
+    assert branches(drops=False, waits=(650, 700)) == none + 1
 
 
 def test_loss_windows_and_retry_counts():

@@ -23,3 +23,8 @@ def test_a_nested_one_of_is_flattened_also_through_map() -> None:
 def test_builds_is_cached_on_its_arguments_so_it_cannot_make_copies() -> None:
     a = st.just("a")
     assert st.builds(str, a) is st.builds(str, a)
+
+
+def test_a_sampled_from_is_one_branch_however_many_elements() -> None:
+    # How the status2 faults are made rare: one branch for all their kinds.
+    assert len(st.one_of(st.just(0), st.sampled_from((1, 2, 3, 4))).branches) == 2

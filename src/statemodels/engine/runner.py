@@ -32,12 +32,14 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
 from hypothesis import settings
 from hypothesis.database import ExampleDatabase
 from hypothesis.errors import Flaky
+from hypothesis.internal.conjecture import engine as _conjecture
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from ..errors import ConfigurationError, StatemodelsError
@@ -184,6 +186,7 @@ def catch_mutant(
     budget: Budget | str = "ci",
     max_steps: int,
     example_steps: int | None = None,
+    shrink_seconds: float | None = None,
 ) -> Divergence:
     """Run a machine against a seeded bug; return the divergence it must find.
 
@@ -191,6 +194,9 @@ def catch_mutant(
     ``example_steps`` caps the steps of each example (the budget's example count is kept): for a
     bug whose repro is short, about twice ``max_steps`` keeps shrinking cheap. A cap can also hide
     a bug that needs a long example to show, so it is each hunt's own, measured choice.
+    ``shrink_seconds`` bounds the time Hypothesis spends shrinking it (its own bound is 300 s):
+    on a machine whose steps take real time (a heartbeat, an outage) the shrinker's replays are
+    most of a hunt; the repro must still be ``max_steps`` or shorter.
 
     Raises:
         AssertionError: no divergence was found (the machine is blind to this bug), or the shrunk
@@ -198,15 +204,16 @@ def catch_mutant(
     """
     chosen = budgets.get_budget(budget)
     try:
-        run_machine(
-            factory,
-            budget=_for_hunt(chosen, example_steps),
-            known=(),
-            database=None,
-            derandomize=True,
-            report_multiple_bugs=False,
-            print_blob=False,
-        )
+        with _shrinking_for(shrink_seconds):
+            run_machine(
+                factory,
+                budget=_for_hunt(chosen, example_steps),
+                known=(),
+                database=None,
+                derandomize=True,
+                report_multiple_bugs=False,
+                print_blob=False,
+            )
     except Divergence as found:
         _count_as_caught(found)
         print(f"\n{found}\n", file=sys.stdout)
@@ -231,6 +238,23 @@ def catch_mutant(
         f"({chosen.max_examples} examples x {_for_hunt(chosen, example_steps).steps} steps): a "
         "defect in the machine"
     )
+
+
+@contextmanager
+def _shrinking_for(seconds: float | None) -> Iterator[None]:
+    """Hypothesis reads its shrink deadline from a module constant it documents as
+    monkeypatchable; set it for one run and put it back."""
+    if seconds is None:
+        yield
+        return
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigurationError(f"shrink_seconds must be a finite number > 0 (got {seconds!r})")
+    before = _conjecture.MAX_SHRINKING_SECONDS
+    _conjecture.MAX_SHRINKING_SECONDS = seconds  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        _conjecture.MAX_SHRINKING_SECONDS = before
 
 
 def _count_as_caught(found: Divergence) -> None:

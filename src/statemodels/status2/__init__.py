@@ -16,6 +16,7 @@ from .commands import (
     RedisPause,
     Scrape,
     Shutdown,
+    Wait,
 )
 from .config import ServiceConfig
 from .driver import Status2Driver
@@ -40,6 +41,7 @@ __all__ = [
     "Status2Machine",
     "Status2Model",
     "Status2Service",
+    "Wait",
     "bundled_machine",
     "bundled_status2",
 ]

@@ -20,6 +20,7 @@ __all__ = [
     "RedisPause",
     "Scrape",
     "Shutdown",
+    "Wait",
 ]
 
 
@@ -46,8 +47,9 @@ class Publish:
 @attrs.frozen
 class ClientSend:
     """Socket ``sock`` sends one frame of ``kind``: ``garbage`` (not JSON), ``binary``,
-    ``unknown`` (a JSON type the service does not know), ``array`` (JSON, not an object) or
-    ``oversized`` (a text frame one byte over the max message size: closes 1009)."""
+    ``unknown`` (a JSON type the service does not know), ``array`` (JSON, not an object),
+    ``limit`` (a text frame of exactly the max message size: accepted, ignored) or ``oversized``
+    (one byte over it: closes 1009). The driver reports the close code it then sees."""
 
     sock: int
     kind: str
@@ -102,6 +104,18 @@ class Shutdown:
 
 
 @attrs.frozen
+class Wait:
+    """Let ``ms`` milliseconds pass with every socket answering its pings and nothing published.
+
+    What a service does with time -- an idle subscription's request timeout, a backoff running
+    out -- shows only after time has passed; without this, repros kept a dozen steps standing
+    in for it. The durations come from the service's config (``Status2Model.waits``).
+    """
+
+    ms: int
+
+
+@attrs.frozen
 class Scrape:
     """Read ``/metrics`` (the model knows what each of the four metrics must say)."""
 
@@ -117,4 +131,5 @@ Command = (
     | RedisOutage
     | Shutdown
     | Scrape
+    | Wait
 )

@@ -25,7 +25,7 @@ from hypothesis.stateful import rule
 from ..engine import ModelMachine
 from ..infra.redis import RedisServer
 from ..strategies import status2 as strategies
-from .commands import Command, Scrape
+from .commands import Command, RedisOutage, Scrape
 from .config import ServiceConfig
 from .driver import SLACK, Status2Driver
 from .model import Status2Model
@@ -78,6 +78,7 @@ class Status2Machine(ModelMachine):
                 shutdown=self.faults["shutdown"],
                 metrics=cfg.metrics,
                 max_message=cfg.max_message,
+                waits=model.waits(),
             ),
             label="command",
         )
@@ -96,7 +97,9 @@ class Status2Machine(ModelMachine):
             every=0.01,
             final=("streams",),
         )
-        if isinstance(cmd, Scrape) and self.state.config.metrics:
+        # After an outage too: what giving up left behind (the gauge, the redials) is judged
+        # there, not only if a later step happens to be a Scrape.
+        if isinstance(cmd, Scrape | RedisOutage) and self.state.config.metrics:
             self.check_eventually("metrics", self.state.metrics(), self.status2.metrics, within=2.0)
 
 

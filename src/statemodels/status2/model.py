@@ -35,6 +35,7 @@ from .commands import (
     RedisPause,
     Scrape,
     Shutdown,
+    Wait,
 )
 from .config import ServiceConfig
 from .expect import Complete, Entry, Sound
@@ -151,6 +152,14 @@ class Status2Model:
             )
         )
 
+    def waits(self) -> tuple[int, ...]:
+        """The ``Wait`` durations worth drawing (ms), each tied to a timing of the config: into
+        the gap an idle subscription would leave if the service took quiet for a Redis error
+        (a request timeout, then half the first backoff), and a heartbeat's worth (a pong
+        timeout and a ping) during which a socket that answers its pings must stay."""
+        c = self.config
+        return (c.request_timeout_ms + c.retry_base_ms // 2, c.pong_timeout_ms + c.ping_ms)
+
     # -- transitions ---------------------------------------------------------------------------
 
     def _replace(self, sock: int, new: Socket | None) -> tuple[Socket, ...]:
@@ -199,11 +208,12 @@ class Status2Model:
                     {"receivers": receivers},
                 )
             case ClientSend(sock=sock, kind=kind):
-                if kind != "oversized":
-                    return Step(self)
+                if kind != "oversized":  # ``limit`` is exactly the max size: still accepted
+                    return Step(self, {"close": None})
                 closed = self.socket(sock).ended(1009, hangup=False)
                 return Step(
-                    attrs.evolve(self, sockets=self._replace(sock, closed), active=self.active - 1)
+                    attrs.evolve(self, sockets=self._replace(sock, closed), active=self.active - 1),
+                    {"close": 1009},
                 )
             case Heartbeat(sock=sock, word=word):
                 if word is not None and word.lower() in ("pong", "init"):
@@ -236,6 +246,9 @@ class Status2Model:
                     self, sockets=sockets, active=0, forwarded=(0, 0), reconnects=(0, 0)
                 )
                 return Step(after, {"exit_code": 0})
+            case Wait():
+                # Time passing changes nothing: an idle subscription is still a subscription.
+                return Step(self, {"numsub": self.channels()})
             case Scrape():
                 return Step(self)
         raise TypeError(f"Status2Model cannot apply {cmd!r}")

@@ -28,6 +28,7 @@ from ..status2.commands import (
     RedisPause,
     Scrape,
     Shutdown,
+    Wait,
 )
 from .common import HOSTILE_STRINGS
 
@@ -63,14 +64,25 @@ ORIGINS: tuple[str | None, ...] = (
     "https://trusted.example.evil.com",
 )
 WORDS: tuple[str | None, ...] = (None, "pong", "PONG", "Init", "pongs", "ping")
-CLIENT_FRAMES = ("garbage", "binary", "unknown", "array", "oversized")
+CLIENT_FRAMES = ("garbage", "binary", "unknown", "array", "limit", "oversized")
+
+
+#: Every path a Connect may ask for, in one tuple: valid channels first (what a repro shrinks
+#: to), then the same with the trailing ``/`` the route drops, then the malformed ones.
+PATHS: tuple[str, ...] = (
+    *("/" + c for c in (*CHANNELS, EDGE_CHANNEL)),
+    *("/" + c + "/" for c in (*CHANNELS, EDGE_CHANNEL)),
+    *MALFORMED_PATHS,
+)
 
 
 def channel_paths() -> st.SearchStrategy[str]:
-    """Mostly valid channel paths (a fifth with the trailing ``/`` the route drops)."""
-    valid = st.sampled_from((*CHANNELS, EDGE_CHANNEL)).map(lambda c: "/" + c)
-    slashed = valid.map(lambda p: p + "/")
-    return st.one_of(valid, valid, valid, slashed, st.sampled_from(MALFORMED_PATHS))
+    """Valid channel paths, slashed ones and malformed ones, drawn by ONE ``sampled_from``.
+
+    A ``one_of`` of mapped strategies (as this was) shrinks each Connect towards its first
+    branch -- an accepted socket -- so repros kept Connects that only stood in the way; one
+    index over every path shrinks to the first path, and a refused path is one draw away."""
+    return st.sampled_from(PATHS)
 
 
 def origins() -> st.SearchStrategy[str | None]:
@@ -115,12 +127,32 @@ def status2_commands(
     shutdown: bool = False,
     metrics: bool = True,
     max_message: int = 4096,
+    waits: tuple[int, ...] = (),
 ) -> st.SearchStrategy[Command]:
     """One machine step, from what the model allows now: commands that need a socket are drawn
-    only when one is open, Redis faults only when the machine may cause them."""
+    only when one is open, Redis faults only when the machine may cause them, a ``Wait`` of one
+    of ``waits`` ms (``Status2Model.waits``)."""
     return _commands(
-        sockets, tuple(sorted(channels)), drops, pause, outage, shutdown, metrics, max_message
+        sockets,
+        tuple(sorted(channels)),
+        drops,
+        pause,
+        outage,
+        shutdown,
+        metrics,
+        max_message,
+        tuple(waits),
     )
+
+
+def _copy(strategy: st.SearchStrategy[Command]) -> st.SearchStrategy[Command]:
+    """A second branch drawing the same: ``one_of`` keeps only the first of two identical
+    objects (tests/properties/test_strategies.py), so a weight needs a distinct one."""
+    return strategy.map(_same)
+
+
+def _same(cmd: Command) -> Command:
+    return cmd
 
 
 @functools.lru_cache(maxsize=512)
@@ -133,36 +165,54 @@ def _commands(
     shutdown: bool,
     metrics: bool,
     max_message: int,
+    waits: tuple[int, ...],
 ) -> st.SearchStrategy[Command]:
     connect = st.builds(Connect, channel_paths(), origins())
     targets = st.sampled_from((*channels, *CHANNELS)) if channels else st.sampled_from(CHANNELS)
     publish = st.builds(Publish, targets, payloads(max_message))
     scrape: list[st.SearchStrategy[Command]] = [st.just(Scrape())] if metrics else []
     if not sockets:
-        return st.one_of(connect, publish, *scrape, publish)
+        return st.one_of(connect, publish, *scrape, _copy(connect))
     sock = st.sampled_from(sockets)
     own = (
         st.builds(Publish, st.sampled_from(channels), payloads(max_message))
         if channels
         else publish
     )
-    heartbeat = st.builds(Heartbeat, sock, st.sampled_from(WORDS))
-    send = st.builds(ClientSend, sock, st.sampled_from(CLIENT_FRAMES))
-    # Faults cost a second or more each (backoffs, a pause, a restart): one branch for all of
-    # them keeps most steps cheap while every fault stays reachable.
-    faults: list[st.SearchStrategy[Command]] = []
+    # Faults cost a second or more each (a resubscribe, a pause, an outage, a restart). They
+    # are ONE branch, a sampled_from of the kinds (which one_of does not flatten: as a nested
+    # one_of they took 4 of 11 branches and a third of all steps), so one step in 11 is a
+    # fault, each kind about one in 44. A fault step shrinks towards the first kind, the
+    # cheapest (RedisDrop); the outage is next (three mutants show only after one).
+    kinds: list[Command] = []
     if drops:
-        faults.append(st.builds(RedisDrop, payloads(64)))
-    if pause:
-        faults.append(st.just(RedisPause()))
+        kinds.append(RedisDrop())
     if outage:
-        faults.append(st.just(RedisOutage()))
+        kinds.append(RedisOutage())
+    if pause:
+        kinds.append(RedisPause())
     if shutdown:
-        faults.append(st.just(Shutdown()))
-    # Hypothesis draws the first and the last branch of a one_of far more often than the
-    # others (it favours boundary indices), so those two are the cheap, common steps, and the
-    # middle repeats what should come up more.
-    choices: list[st.SearchStrategy[Command]] = [connect, publish, heartbeat, send, own]
-    choices += [st.one_of(faults)] if faults else []
-    choices += [heartbeat, *scrape, own, send, st.builds(ClientClose, sock), own]
+        kinds.append(Shutdown())
+    faults: list[st.SearchStrategy[Command]] = [st.sampled_from(kinds)] if kinds else []
+    wait: list[st.SearchStrategy[Command]] = (
+        [st.sampled_from(tuple(Wait(ms) for ms in waits))] if waits else []
+    )
+    # Weights are distinct branches (_copy): Connect and a publish to a subscribed channel
+    # twice (four open sockets are what a jitter check needs), everything else once. The first
+    # branch is a publish, not a Connect: Hypothesis tries the all-first-branches example early,
+    # and as 30 Connects in a row it outlasted a request timeout on Connects alone -- a timing
+    # accident no shrink could shorten (the idle-channel mutant's repro was 25 Connects).
+    choices: list[st.SearchStrategy[Command]] = [
+        own,
+        connect,
+        st.builds(Heartbeat, sock, st.sampled_from(WORDS)),
+        st.builds(ClientSend, sock, st.sampled_from(CLIENT_FRAMES)),
+        *wait,
+        *faults,
+        publish,
+        *scrape,
+        st.builds(ClientClose, sock),
+        _copy(connect),
+        _copy(own),
+    ]
     return st.one_of(choices)
