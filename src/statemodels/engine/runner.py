@@ -51,6 +51,7 @@ __all__ = [
     "NoExamplesRan",
     "catch_mutant",
     "database_key",
+    "divergences_in",
     "run_machine",
 ]
 
@@ -225,7 +226,7 @@ def catch_mutant(
         # replay diverged earlier than its first run): the bug shows under some timings only (a
         # restart racing the next step). The catch stands; the repro is the shortest divergence
         # seen, said to be timing-dependent.
-        seen = _divergences_in(flaky)
+        seen = divergences_in(flaky)
         if not seen:
             raise
         shortest = min(seen, key=lambda d: d.steps)
@@ -301,13 +302,13 @@ def _run_once(factory: Factory, config: settings, seed: int | None, key: bytes =
         hooks.divergence_reported(found, seed)  # writes its trace, adds the replay note
         raise
     except BaseExceptionGroup as group:
-        for each in _divergences_in(group):
+        for each in divergences_in(group):
             stats.stats_for(each.machine).divergences[each.signature] += 1
             hooks.divergence_reported(each, seed)
         raise
 
 
-def _divergences_in(error: BaseException) -> list[Divergence]:
+def divergences_in(error: BaseException) -> list[Divergence]:
     """Every Divergence inside ``error``: itself, the members of an exception group, and what
     it was raised while handling (``__context__``)."""
     out: list[Divergence] = []

@@ -31,6 +31,7 @@ from hypothesis.errors import Flaky
 import statemodels
 
 from ..engine import Divergence, run_machine
+from ..engine.runner import divergences_in
 
 __all__ = ["judge_pggit", "judge_relay", "main"]
 
@@ -47,7 +48,8 @@ def _verdict(run: Any) -> dict[str, Any]:
     except Divergence as exc:
         return {"verdict": "killed", "signature": exc.signature}
     except Flaky as exc:  # diverged once, not on replay: timing-dependent, still caught
-        inner = [e for e in getattr(exc, "exceptions", ()) if isinstance(e, Divergence)]
+        # Anywhere in it: a group's members, and what it was raised while handling.
+        inner = divergences_in(exc)
         first = inner[0].signature if inner else type(exc).__name__
         return {"verdict": "killed", "signature": f"flaky: {first}"}
     except Exception as exc:  # the ordinary test would fail too
