@@ -119,8 +119,8 @@ def _judge_sample(*, n_pggit: int, n_relay: int) -> None:
         for result in report.results:
             if result.verdict == "killed":
                 # Killed by the machine, not by a side effect. A run Hypothesis calls flaky
-                # counts: the mutant made the same example behave differently on replay (seen:
-                # a status flipped by readiness made the draws that follow a ListWorkers differ,
-                # FlakyStrategyDefinition), and the ordinary machine test fails on it too.
+                # counts: the mutant made the same example draw differently on replay (seen on
+                # relay AddNot:52, FlakyStrategyDefinition), and the ordinary machine test fails
+                # on it too.
                 shown = (result.signature or "").removeprefix("flaky: ")
                 assert shown.startswith((machine, "Flaky")), result
