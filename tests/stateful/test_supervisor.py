@@ -204,7 +204,5 @@ def test_nothing_outlives_a_supervisord_that_was_sigkilled() -> None:
 def test_relay_machine_catches_a_seeded_bug() -> None:
     """The sample hunt of a first run; every mutant is hunted in tests/mutants/."""
     with RelayPool(RelayConfig(mutants=frozenset({"port-zero-accepted"}))) as pool:
-        found = catch_mutant(
-            lambda: bundled_relay_machine(pool=pool), budget="ci", max_steps=6, example_steps=12
-        )
+        found = catch_mutant(lambda: bundled_relay_machine(pool=pool), budget="ci", max_steps=6)
     assert found.signature == "RelayMachine/AddRule/error:succeeded", found.signature
