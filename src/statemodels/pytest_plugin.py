@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
+from . import workers
 from .engine import budgets, stats
 from .errors import ConfigurationError, StatemodelsError
 from .options import OPTIONS, resolve
@@ -46,6 +47,8 @@ _SWEEPS_LEFT = pytest.StashKey[int]()
 _interrupted = False
 #: Seconds a process killed at the very end of a test may take to exit before it counts as leaked.
 _EXIT_GRACE = 2.0
+#: Prefix of the leak lines of the end-of-session audit (they fail the run, not a test).
+_END_OF_SESSION = "(end of session)"
 
 
 class _HasPids(Protocol):
@@ -311,14 +314,39 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         survivors[:] = processes.live_descendants(exclude_pids=exempt)
         return not survivors
 
-    if processes.poll_until(settled, timeout=_EXIT_GRACE):
-        return
-    lines = [processes.describe(p) for p in survivors]
-    for p in survivors:
-        processes.kill_tree(p.pid, timeout=5.0)
-    session.config.stash[_AUDIT_FAILED].extend(f"(end of session) {line}" for line in lines)
-    if session.exitstatus != pytest.ExitCode.INTERRUPTED:
+    config = session.config
+    if not processes.poll_until(settled, timeout=_EXIT_GRACE):
+        lines = [processes.describe(p) for p in survivors]
+        for p in survivors:
+            processes.kill_tree(p.pid, timeout=5.0)
+        config.stash[_AUDIT_FAILED].extend(f"{_END_OF_SESSION} {line}" for line in lines)
+    # A worker's exit status has already gone to the controller: its leaks fail the run there.
+    audit: list[str] = config.stash[_AUDIT_FAILED]
+    leaked = any(line.startswith(_END_OF_SESSION) for line in audit)
+    if leaked and session.exitstatus != pytest.ExitCode.INTERRUPTED:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    workers.hand_over(
+        config,
+        "plugin",
+        {
+            "stats": stats.export(),
+            "audit": list(audit),
+            "sweeps_left": config.stash.get(_SWEEPS_LEFT, 0),
+        },
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist: add a finished worker's statistics, leaks and sweep count to ours."""
+    data = workers.received(node, "plugin")
+    if data is None:
+        return
+    config = node.config
+    stats.absorb(data["stats"])
+    config.stash[_AUDIT_FAILED].extend(data["audit"])
+    # Every worker collects the whole suite, so each deselected the same sweeps.
+    config.stash[_SWEEPS_LEFT] = max(config.stash.get(_SWEEPS_LEFT, 0), data["sweeps_left"])
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from . import report as reports
+from . import workers
 from .engine import hooks
 from .errors import ConfigurationError
 from .progress import Progress
@@ -78,7 +79,12 @@ class LoopPlugin:
         self.recorder = reports.Recorder(self.writer)
         self.report_path = report
         self.progress: Progress | None = None
-        if mode != "off" and not config.getoption("collectonly", False):
+        #: What pytest-xdist workers handed over (pytest -n): their reports, their traces.
+        self.worker_reports: list[dict[str, Any]] = []
+        self.worker_traces: list[str] = []
+        # A worker's terminal is not the user's: under pytest -n there is no live progress.
+        quiet = config.getoption("collectonly", False) or workers.is_worker(config)
+        if mode != "off" and not quiet:
             tty = mode == "tty" or (mode == "auto" and _stdout_is_tty())
             self.progress = Progress(self._write, tty=tty, plain_every=every)
         self._listeners = [x for x in (self.writer, self.recorder, self.progress) if x is not None]
@@ -125,9 +131,33 @@ class LoopPlugin:
         yield
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if workers.is_worker(self.config):
+            # The controller prints the summary and writes the one report (pytest -n).
+            workers.hand_over(
+                self.config,
+                "loop",
+                {
+                    "report": self.recorder.to_json(),
+                    "traces": [str(p) for p in self.writer.written] if self.writer else [],
+                },
+            )
+            return
         if self.report_path:
-            html_path, json_path = reports.write(self.recorder.to_json(), self.report_path)
+            data = self.recorder.to_json()
+            if self.worker_reports:
+                data = reports.merge([data, *self.worker_reports])
+            html_path, json_path = reports.write(data, self.report_path)
             self.written_report = (html_path, json_path)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """pytest-xdist: a worker's divergences and traces join this session's."""
+        data = workers.received(node, "loop")
+        if data is None:
+            return
+        self.worker_reports.append(data["report"])
+        self.recorder.divergences.extend(data["report"]["divergences"])
+        self.worker_traces.extend(data["traces"])
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -147,10 +177,9 @@ class LoopPlugin:
         for d in hunts:
             what = ", ".join(d["mutants"]) or (d["test"] or "").rpartition("::")[2]
             tr.write_line(f"    {what}: {d['signature']}  ({d['steps']} steps)")
-        if self.writer is not None and self.writer.written:
-            tr.write_line(
-                f"traces written ({len(self.writer.written)}) under {self.writer.directory}"
-            )
+        written = len(self.writer.written) + len(self.worker_traces) if self.writer else 0
+        if self.writer is not None and written:
+            tr.write_line(f"traces written ({written}) under {self.writer.directory}")
         report = getattr(self, "written_report", None)
         if report:
             tr.write_line(f"report: {report[0]} (data: {report[1]})")

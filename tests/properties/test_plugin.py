@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -161,3 +162,47 @@ def test_sweeps_are_deselected_and_counted_unless_turned_on(pytester: pytest.Pyt
     bad = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--sweeps", "maybe")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*expected on or off (got 'maybe')*"])
+
+
+IN_TWO_WORKERS = """
+import pytest
+from toy import CounterMachine, CounterSystem
+from statemodels.engine import run_machine
+
+@pytest.mark.parametrize("n", range(4))
+def test_counter(n):
+    run_machine(lambda: CounterMachine(CounterSystem()), database=None)
+
+@pytest.mark.sweep
+def test_left_for_the_weekly_sweep():
+    pass
+"""
+
+
+def _machine_row(output: str, machine: str) -> list[str]:
+    rows = [line.split() for line in output.splitlines() if line.startswith(machine + " ")]
+    assert len(rows) == 1, output
+    return rows[0]
+
+
+def test_under_xdist_the_summary_adds_up_what_every_worker_ran(pytester: pytest.Pytester):
+    """``pytest -n 2``: the controller ran no machine, yet its summary counts all of them."""
+    pytest.importorskip("xdist", reason="pytest-xdist is in the dev extra: pip install -e .[dev]")
+    pytester.makepyfile(
+        toy=Path(toy.__file__).read_text(encoding="utf-8"), test_counter=IN_TWO_WORKERS
+    )
+    args = ("-p", "no:cacheprovider", "--budget", "ci", "--statemodels-trace-dir", "off")
+    args += ("--hypothesis-seed", "1")  # each test draws the same examples in both runs
+    alone = pytester.runpytest_subprocess(*args)
+    alone.assert_outcomes(passed=4, deselected=1)
+    split = pytester.runpytest_subprocess(*args, "-n", "2", "--statemodels-report", "r.html")
+    split.assert_outcomes(passed=4)
+    out = split.stdout.str()
+    assert "2 workers [4 items]" in out
+    # examples, steps and the changed-model share: the same as one process's, summed.
+    single = _machine_row(alone.stdout.str(), "CounterMachine")
+    assert _machine_row(out, "CounterMachine")[1:3] == single[1:3]
+    split.stdout.fnmatch_lines(["      Add *changed model*", "*1 sweep test(s) deselected*"])
+    report = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))
+    (machine,) = report["machines"]
+    assert machine["examples"] == int(single[1])

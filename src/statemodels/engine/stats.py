@@ -23,7 +23,7 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -36,7 +36,9 @@ __all__ = [
     "CommandStats",
     "KnownSignature",
     "MachineStats",
+    "absorb",
     "examples_started",
+    "export",
     "known_not_seen",
     "known_signatures",
     "legacy_hints",
@@ -122,6 +124,56 @@ def note_example() -> None:
 def examples_started() -> int:
     """Examples started in this process so far: ``run_machine`` checks it ran at least one."""
     return _examples_started
+
+
+# -- one run in several processes (pytest-xdist) ---------------------------------------------
+
+
+def export() -> dict[str, Any]:
+    """This process's statistics as JSON-safe data, for the process that prints the summary.
+
+    Under ``pytest -n N`` each worker runs machines in its own process; the controller that
+    writes the terminal summary ran none. Each worker hands this to the controller at its end
+    (:mod:`statemodels.workers`), which adds it to its own with :func:`absorb`.
+    """
+    return {
+        "machines": [
+            {
+                "name": s.name,
+                "examples": s.examples,
+                "steps": s.steps,
+                "step_seconds": list(s.step_seconds),
+                "divergences": dict(s.divergences),
+                "known_hits": dict(s.known_hits),
+                "mutants_caught": dict(s.mutants_caught),
+                "commands": {kind: attrs.asdict(c) for kind, c in s.commands.items()},
+            }
+            for s in _registry.values()
+        ],
+        "empty_runs": list(empty_runs),
+        "seen_known": sorted(_seen_known),
+        "legacy_hints": dict(_legacy_hints),
+    }
+
+
+def absorb(data: dict[str, Any]) -> None:
+    """Add another process's :func:`export` to this one's statistics: counts add up."""
+    for m in data.get("machines", []):
+        into = stats_for(m["name"])
+        into.examples += m["examples"]
+        into.steps += m["steps"]
+        room = MachineStats._SAMPLE_LIMIT - len(into.step_seconds)
+        into.step_seconds.extend(m["step_seconds"][: max(room, 0)])
+        into.divergences.update(m["divergences"])
+        into.known_hits.update(m["known_hits"])
+        into.mutants_caught.update(m["mutants_caught"])
+        for kind, c in m["commands"].items():
+            entry = into.commands.setdefault(kind, CommandStats())
+            for field, n in c.items():
+                setattr(entry, field, getattr(entry, field) + n)
+    empty_runs.extend(data.get("empty_runs", []))
+    _seen_known.update(data.get("seen_known", []))
+    _legacy_hints.update(data.get("legacy_hints", {}))
 
 
 # -- known divergences ------------------------------------------------------------------------
