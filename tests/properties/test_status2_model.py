@@ -100,6 +100,33 @@ def test_sound_and_complete_judge_every_socket():
     assert Sound(owed).check({**real, 1: ((("status", "a"),), None)}, Bindings()) == "mutated"
 
 
+def test_a_cut_we_starved_ends_the_socket_and_nothing_else_is_excused():
+    owed = {0: ((Entry("status", "a"), Entry("status", "b")), None)}
+    cut = (("status", "a"), ("hangup", ""))
+    # Not starved: a hangup nobody owed is the service's bug.
+    assert Sound(owed).check({0: (cut, 1000, False)}, Bindings()) == "unexpected-hangup"
+    # Starved: the cut was the service's right, and "b" is lost with the socket.
+    assert Sound(owed).check({0: (cut, 1000, True)}, Bindings()) is None
+    assert Complete(owed).check({0: (cut, 1000, True)}, Bindings()) is None
+    # ... but never a wrong frame before it, nor a cut that is not a hangup with 1000.
+    wrong = (("status", "z"), ("hangup", ""))
+    assert Sound(owed).check({0: (wrong, 1000, True)}, Bindings()) == "mutated"
+    assert Sound(owed).check({0: (cut, 1011, True)}, Bindings()) == "unexpected-hangup"
+
+
+def test_the_model_adopts_a_starved_cut():
+    model = _connected("/r1:status", "/r1:status")
+    model = model.apply(Publish("r1:status", b"x")).model
+    after = model.starved_cut(0)
+    cut = after.socket(0)
+    assert not cut.open and cut.close == 1000 and after.active == model.active - 1
+    assert [(e.frame, e.required) for e in cut.entries] == [
+        (("status", "x"), False),
+        (("hangup", ""), True),
+    ]
+    assert after.socket(1) == model.socket(1) and after.subscribers("r1:status") == 1
+
+
 def _connected(*paths: str) -> Status2Model:
     model = Status2Model()
     for p in paths:

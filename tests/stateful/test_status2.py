@@ -7,6 +7,7 @@ the contract that a machine run only touches by chance (origins unset, /health, 
 from __future__ import annotations
 
 import http.client
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +18,8 @@ from statemodels.infra.ports import free_port
 from statemodels.infra.redis import RedisServer
 from statemodels.pytest_plugin import long_lived
 from statemodels.status2 import ServiceConfig, Status2Service, bundled_machine, bundled_status2
+from statemodels.status2.clients import ClientLoop
+from statemodels.status2.commands import Connect, Publish
 from statemodels.status2.target import UserTarget, parse_config
 
 
@@ -40,6 +43,51 @@ def status2(status2_redis: RedisServer) -> Iterator[Status2Service]:
 
 def test_status2_agrees_with_its_model(status2, status2_redis):
     run_machine(lambda: bundled_machine(status2, status2_redis))
+
+
+def test_a_client_we_starve_may_be_cut_and_that_is_no_divergence(status2, status2_redis):
+    """Our client loop gets no CPU for twice the pong timeout: the service cuts it, as it
+    must. The machine neither calls that a divergence nor owes the socket anything after."""
+    machine = bundled_machine(status2, status2_redis)
+    try:
+        machine.perform(Connect("/r1:status"))
+        machine.perform(Connect("/r1:status"))
+        client = machine.status2.clients[0]
+
+        async def starve() -> None:
+            time.sleep(2 * status2.config.pong_timeout_ms / 1000)  # blocks the loop's thread
+
+        machine.status2.loop.call(starve(), 5.0)
+        deadline = time.monotonic() + 5.0
+        while client.closed_at is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert client.frames[-1:] == [("hangup", "")] and client.close_code == 1000
+        # Both sockets share the loop, so both were starved and cut; a Divergence would raise.
+        machine.perform(Publish("r1:status", b"after the cut"))
+        assert machine.state.open_sockets() == []
+        machine.perform(Connect("/r1:status"))
+        machine.perform(Publish("r1:status", b"to the new one"))
+        assert machine.status2.clients[2].frames == [("status", "to the new one")]
+    finally:
+        machine.teardown()
+
+
+def test_the_client_loop_measures_its_own_stalls():
+    """The excuse rests on this meter: a blocked loop reads as stalled, a free one does not."""
+    loop = ClientLoop()
+    try:
+        start = time.monotonic()
+        time.sleep(0.5)
+        assert loop.stalled(start, time.monotonic()) < 0.3  # what starving one pong would need
+
+        async def block() -> None:
+            time.sleep(0.5)
+
+        start = time.monotonic()
+        loop.call(block(), 5.0)
+        assert loop.stalled(start, time.monotonic()) >= 0.4
+    finally:
+        loop.close()
 
 
 @pytest.mark.mutant

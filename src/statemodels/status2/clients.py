@@ -9,6 +9,7 @@ talks to the loop only through :meth:`ClientLoop.call`, which is bounded by a ti
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import threading
@@ -106,15 +107,50 @@ class Client:
             await self.ws.send(json.dumps({"type": "pong"}))
 
 
+#: How often the loop's own clock ticks, and how late a tick must be to count as a stall.
+_TICK = 0.05
+_STALL_MIN = 0.05
+
+
 class ClientLoop:
-    """An asyncio loop running in a daemon thread; :meth:`call` runs a coroutine on it."""
+    """An asyncio loop running in a daemon thread; :meth:`call` runs a coroutine on it.
+
+    The loop also times itself: a task wakes every ``_TICK`` seconds and records each wake-up
+    that came late by more than ``_STALL_MIN`` as a stall ``(start, end)``. A stalled loop
+    answers no ping -- its thread got no CPU, or no GIL -- so :meth:`stalled` is how a judge
+    tells a client we starved from a service that cut a client that answered.
+    """
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self._stalls: collections.deque[tuple[float, float]] = collections.deque(maxlen=256)
+        self._last_tick = time.monotonic()
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="statemodels-status2-clients", daemon=True
         )
         self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._clock(), self.loop)
+
+    async def _clock(self) -> None:
+        while True:
+            await asyncio.sleep(_TICK)
+            now = time.monotonic()
+            if now - self._last_tick > _TICK + _STALL_MIN:
+                self._stalls.append((self._last_tick + _TICK, now))
+            self._last_tick = now
+
+    def stalled(self, start: float, end: float) -> float:
+        """The longest stall of this loop overlapping ``[start, end]``, in seconds.
+
+        A stall still going on (no tick for a while: the loop just woke, or is stuck) counts
+        up to now, so a judge never asks before the clock has had its turn.
+        """
+        now = time.monotonic()
+        spans = list(self._stalls)
+        if now - self._last_tick > _TICK + _STALL_MIN:
+            spans.append((self._last_tick + _TICK, now))
+        overlaps = [min(b, end) - max(a, start) for a, b in spans]
+        return max([o for o in overlaps if o > 0], default=0.0)
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         """Run ``coro`` on the loop and wait at most ``timeout`` seconds for its result."""

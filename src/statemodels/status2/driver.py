@@ -14,7 +14,7 @@ import asyncio
 import http.client
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -379,9 +379,41 @@ class Status2Driver:
     # -- observation and teardown ------------------------------------------------------------
 
     def streams(self) -> dict[str, Any]:
-        """Every socket's frames so far and its close code (None while open)."""
-        seen = {sock: (tuple(c.frames), c.close_code) for sock, c in self.clients.items()}
+        """Every socket's frames so far, its close code (None while open), and whether we
+        starved it (:meth:`starved`)."""
+        seen = {
+            sock: (tuple(c.frames), c.close_code, self.starved(c))
+            for sock, c in self.clients.items()
+        }
         return {"streams": seen, "delivered": seen}
+
+    def starved(self, client: Client) -> bool:
+        """Did our own client loop stall so long before this hangup that no pong could have
+        reached the service in time?
+
+        A correct service cuts a client that sent no pong for ``pong_timeout``. On a loaded
+        machine our client's thread can get no CPU (or no GIL) for that long: its pings wait
+        unread, and the cut is the service's right, not a divergence. The excuse is one-sided
+        and narrow: the client was answering (word ``pong``), the cut is a hangup with 1000,
+        and its loop stalled, within the last ``pong_timeout + ping`` before the hangup, for at
+        least ``pong_timeout - 2 * ping`` (a pong is due every ping; one period of slack).
+        A service that cuts answering clients, or stops pinging, on an idle machine is still
+        caught: there was no stall.
+        """
+        if client.word != "pong" or client.hangup_at is None or client.close_code != 1000:
+            return False
+        cfg = self.config
+        window = (cfg.pong_timeout_ms + cfg.ping_ms) / 1000
+        need = (cfg.pong_timeout_ms - 2 * cfg.ping_ms) / 1000
+        stall = self.loop.stalled(client.hangup_at - window, client.hangup_at)
+        return need > 0 and stall >= need
+
+    def starved_cuts(self, among: Collection[int]) -> list[int]:
+        """Sockets of ``among`` that a correct service cut because we starved them (see
+        :meth:`starved`), once Redis no longer counts their subscriptions."""
+        cut = [s for s in among if s in self.clients and self.starved(self.clients[s])]
+        self._settle(sorted({c for s in cut if (c := self.clients[s].channel)}))
+        return cut
 
     def observe(self) -> Mapping[str, Any]:
         return {}

@@ -1,10 +1,12 @@
 """Judging what each socket received against what the model says it is owed.
 
-The real value is ``{sock: (frames, close_code)}``: ``frames`` is every non-ping frame in order,
-as ``("status", data)``, ``("hangup", "")`` or ``("other", raw)``; ``close_code`` is ``None``
-while the socket is open. The model's value is ``{sock: (entries, close_code)}``, where an
-:class:`Entry` may be optional (published inside an outage or resubscribe window: pub/sub may
-lose it there, and only there).
+The real value is ``{sock: (frames, close_code[, starved])}``: ``frames`` is every non-ping
+frame in order, as ``("status", data)``, ``("hangup", "")`` or ``("other", raw)``;
+``close_code`` is ``None`` while the socket is open; ``starved`` (optional) says our own client
+loop stalled so long before a hangup that the cut was the service's right (the driver's
+``starved``): such a socket may end there. The model's value is
+``{sock: (entries, close_code)}``, where an :class:`Entry` may be optional (published inside
+an outage or resubscribe window: pub/sub may lose it there, and only there).
 
 Two expectations share that value, so that :meth:`ModelMachine.check_eventually` can tell what
 waiting may fix from what it cannot:
@@ -107,6 +109,19 @@ def _why_unmatched(
     return "mutated"
 
 
+def _starved_cut(
+    entries: Sequence[Entry], frames: Frames, real_close: int | None, foreign: frozenset[str]
+) -> tuple[None, None] | None:
+    """``(None, None)`` if a cut we starved (the driver's third field) explains the frames:
+    they end in hangup + 1000, and everything before the hangup is sound. What was owed after
+    the cut is lost with the socket, so every entry becomes optional."""
+    if real_close != 1000 or not frames or frames[-1] != ("hangup", ""):
+        return None
+    optional = [attrs.evolve(e, required=False) for e in entries]
+    bad, _ = judge(optional, None, frames[:-1], None, foreign)
+    return (None, None) if bad is None else None
+
+
 Owed = Mapping[int, tuple[tuple[Entry, ...], int | None]]
 Seen = Mapping[int, tuple[Frames, int | None]]
 
@@ -124,10 +139,12 @@ class _Streams(Expect):
             if sock not in real:
                 out.append(("socket-missing", None))
                 continue
-            frames, real_close = real[sock]
-            out.append(
-                judge(entries, close, frames, real_close, self.foreign.get(sock, frozenset()))
-            )
+            frames, real_close, *rest = real[sock]
+            foreign = self.foreign.get(sock, frozenset())
+            result = judge(entries, close, frames, real_close, foreign)
+            if result != (None, None) and rest and rest[0]:
+                result = _starved_cut(entries, frames, real_close, foreign) or result
+            out.append(result)
         return out
 
     def describe(self, bindings: Bindings) -> str:

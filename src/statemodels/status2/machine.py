@@ -67,6 +67,7 @@ class Status2Machine(ModelMachine):
     @rule(data=st.data())
     def step(self, data: st.DataObject) -> None:
         """One command, drawn from what the model says is possible now."""
+        self._adopt_starved_cuts()  # a cut that came between two steps: before drawing
         model, cfg = self.state, self.state.config
         cmd = data.draw(
             strategies.status2_commands(
@@ -86,6 +87,7 @@ class Status2Machine(ModelMachine):
 
     def perform(self, cmd: Command) -> None:
         """Run one command, then judge every socket's frames (and the metrics on a Scrape)."""
+        self._adopt_starved_cuts()
         outcome = self.execute(cmd)
         if outcome.skipped:
             return
@@ -97,10 +99,19 @@ class Status2Machine(ModelMachine):
             every=0.01,
             final=("streams",),
         )
+        self._adopt_starved_cuts()
         # After an outage too: what giving up left behind (the gauge, the redials) is judged
         # there, not only if a later step happens to be a Scrape.
         if isinstance(cmd, Scrape | RedisOutage) and self.state.config.metrics:
             self.check_eventually("metrics", self.state.metrics(), self.status2.metrics, within=2.0)
+
+    def _adopt_starved_cuts(self) -> None:
+        """Cuts the driver proves we starved (our client loop got no CPU for a pong timeout)
+        were the service's right: the streams check let them pass, and the model holds them."""
+        if self.tainted is not None:
+            return
+        for sock in self.status2.starved_cuts([s.sock for s in self.state.open_sockets()]):
+            self.model = self.state.starved_cut(sock)
 
 
 @contextmanager

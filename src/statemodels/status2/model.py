@@ -162,6 +162,14 @@ class Status2Model:
 
     # -- transitions ---------------------------------------------------------------------------
 
+    def starved_cut(self, sock: int) -> Status2Model:
+        """The service cut ``sock`` because our client, starved of CPU, sent no pong in time:
+        its right, adopted here. What the socket was still owed is lost with it."""
+        s = self.socket(sock)
+        lost = tuple(attrs.evolve(e, required=False) for e in s.entries)
+        closed = attrs.evolve(s, entries=lost).ended(1000, hangup=True)
+        return attrs.evolve(self, sockets=self._replace(sock, closed), active=self.active - 1)
+
     def _replace(self, sock: int, new: Socket | None) -> tuple[Socket, ...]:
         out = [new if s.sock == sock else s for s in self.sockets]
         return tuple(s for s in out if s is not None)
