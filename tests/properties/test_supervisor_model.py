@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 
 import pytest
 from hypothesis import given
@@ -230,3 +231,22 @@ def test_a_backoff_is_judged_against_the_attempts_crashed_so_far() -> None:
     # A backoff that never doubles reports 50 again after the first crash: a value the plan
     # holds, in the wrong place.
     assert 50 in plan.backoffs_ms() and (1, 50) not in plan.backoffs_by_attempt()
+
+
+def test_a_late_restart_is_excused_by_what_the_machine_waited_for_a_cpu(tmp_path) -> None:
+    """The restart-schedule bound adds the PSI CPU wait since the mark, and only that."""
+    from statemodels.engine.load import StallMeter
+    from statemodels.supervisor.driver import RelayDriver
+
+    psi = tmp_path / "cpu"
+    psi.write_text("some avg10=0.00 avg60=0.00 avg300=0.00 total=1000000\n")
+    driver = RelayDriver(client=None)  # type: ignore[arg-type]  # marks need no relay
+    driver._meter = StallMeter(str(psi))
+    driver.mark("eth0")
+    time.sleep(0.3)
+    assert driver.stalled_since_mark("eth0") == 0.0  # idle: no excuse at all
+    psi.write_text("some avg10=9.00 avg60=9.00 avg300=9.00 total=1200000\n")
+    assert driver.stalled_since_mark("eth0") == pytest.approx(0.2)
+    psi.write_text("some avg10=99.0 avg60=99.0 avg300=99.0 total=9000000\n")
+    # Never more than the time since the mark: a wait is part of the elapsed time.
+    assert 0.3 <= driver.stalled_since_mark("eth0") < 1.0

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import psutil
 
 from ..engine import Outcome
+from ..engine.load import StallMeter
 from ..errors import ConfigurationError, ServerError
 from ..infra.processes import ProcessIdentity, live_identity, poll_until, send_signal, wait_gone
 from .commands import (
@@ -228,11 +229,31 @@ class RelayDriver:
         self._stopped: dict[str, ProcessIdentity] = {}
         #: CLOCK_BOOTTIME just before the last AddRule was sent
         self.sent_at = 0.0
+        # The machine's CPU-wait counter (PSI) at each mark, so that a restart that starts late
+        # on a loaded machine can be excused by what the machine waited meanwhile.
+        self._meter = StallMeter()
+        self._stall_marks: dict[str, tuple[int | None, float]] = {}
+        self._sent_stall: tuple[int | None, float] = (None, time.monotonic())
+
+    def _stall_mark(self) -> tuple[int | None, float]:
+        return (self._meter.mark(), time.monotonic())
 
     def mark(self, iface: str, at: float | None = None) -> None:
         """Note ``at`` (default: now) as the moment a (re)spawn of ``iface`` was provoked, e.g.
         when the AddRule that created its worker was sent; kills are marked by the driver."""
         self.marks[iface] = boottime() if at is None else at
+        sent = at is not None and at == self.sent_at
+        self._stall_marks[iface] = self._sent_stall if sent else self._stall_mark()
+
+    def stalled_since_mark(self, iface: str) -> float:
+        """Seconds the machine waited for a CPU since ``iface``'s mark (PSI ``some``).
+
+        About zero on an idle machine, so a relay that restarts late is still caught; on a
+        loaded one the relay's fork may wait that long in the run queue, through no fault of
+        its own, so a late bound may add it. Never an excuse for starting early.
+        """
+        mark, at = self._stall_marks.get(iface, (None, time.monotonic()))
+        return self._meter.since(mark, duration=time.monotonic() - at)
 
     # -- commands -----------------------------------------------------------------------------
 
@@ -240,6 +261,7 @@ class RelayDriver:
         try:
             match cmd:
                 case AddRule(rule=rule):
+                    self._sent_stall = self._stall_mark()
                     self.sent_at = boottime()
                     return self._outcome(*self.client.request({"AddRule": rule.to_json()}))
                 case RemoveRule(rule_id=rule_id):
@@ -334,10 +356,11 @@ class RelayDriver:
         # Read the clock BEFORE signalling: a mark taken after could fall after the relay already
         # reaped the worker and started its backoff timer (this thread may be preempted between
         # the two calls), and the measured backoff would read short.
-        provoked = boottime()
+        stall, provoked = self._stall_mark(), boottime()
         if not send_signal(ident, _SIGNALS[sig]):
             return Outcome.failed("no-worker", f"worker {ident} vanished before {sig}")
         self.marks[iface] = provoked
+        self._stall_marks[iface] = stall
         self._stopped.pop(iface, None)
         # Return once it is really dead (a zombie counts), so the next step sees a dead worker.
         if not wait_gone(ident, timeout=2.0):
