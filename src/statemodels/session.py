@@ -82,6 +82,7 @@ class LoopPlugin:
         #: What pytest-xdist workers handed over (pytest -n): their reports, their traces.
         self.worker_reports: list[dict[str, Any]] = []
         self.worker_traces: list[str] = []
+        self.passed: set[str] = set()
         # A worker's terminal is not the user's: under pytest -n there is no live progress.
         quiet = config.getoption("collectonly", False) or workers.is_worker(config)
         if mode != "off" and not quiet:
@@ -124,6 +125,11 @@ class LoopPlugin:
             self.recorder.test = None
             self.recorder.in_hunt = False
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Which tests passed (also those of xdist workers: their reports reach us here)."""
+        if report.when == "call" and report.passed:
+            self.passed.add(report.nodeid)
+
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: Any) -> Iterator[None]:
         if call.when == "call" and self.progress is not None:
@@ -165,8 +171,11 @@ class LoopPlugin:
         divergences = self.recorder.divergences
         if not divergences and not getattr(self, "written_report", None):
             return
-        sut = [d for d in divergences if not d["mutant"]]
+        # A test that passed asserted the divergence it met (an engine test on a toy bug, a
+        # sample hunt): expected, like a hunt's catch, and not a system that diverged.
         hunts = [d for d in divergences if d["mutant"]]
+        expected = [d for d in divergences if not d["mutant"] and d["test"] in self.passed]
+        sut = [d for d in divergences if not d["mutant"] and d["test"] not in self.passed]
         tr.section("statemodels: divergences")
         tr.write_line(f"systems under test: {len(sut)} diverged", red=bool(sut), green=not sut)
         for d in sut:
@@ -177,6 +186,9 @@ class LoopPlugin:
         for d in hunts:
             what = ", ".join(d["mutants"]) or (d["test"] or "").rpartition("::")[2]
             tr.write_line(f"    {what}: {d['signature']}  ({d['steps']} steps)")
+        if expected:
+            tests = len({d["test"] for d in expected})
+            tr.write_line(f"expected by {tests} passing test(s): {len(expected)} divergence(s)")
         written = len(self.writer.written) + len(self.worker_traces) if self.writer else 0
         if self.writer is not None and written:
             tr.write_line(f"traces written ({written}) under {self.writer.directory}")

@@ -79,6 +79,16 @@ def test_counter_with_a_bug():
     run_machine(
         lambda: CounterMachine(CounterSystem(bug)), budget="ci", database=None, derandomize=True
     )
+
+def test_that_expects_the_bug():
+    import pytest
+    from statemodels.engine import Divergence
+    bug = frozenset({"add-3-twice"})
+    with pytest.raises(Divergence):
+        run_machine(
+            lambda: CounterMachine(CounterSystem(bug)), budget="ci", database=None,
+            derandomize=True,
+        )
 """
 
 
@@ -99,15 +109,17 @@ def test_a_pytest_run_shows_progress_and_a_summary_that_tells_hunts_from_the_sys
         "--statemodels-progress-every",
         "0.01",
     )
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
         [
             "*statemodels: divergences*",
+            # The passing test asserted its divergence: only the failing one's is the system's.
             "systems under test: 1 diverged",
             "    CounterMachine/Add/* (* steps)  test_toy.py::test_counter_with_a_bug",
             "        statemodels replay .statemodels/traces/CounterMachine/*.json",
             "mutant hunts: 0 mutant(s) caught",
-            "traces written (1) under .statemodels/traces",
+            "expected by 1 passing test(s): 1 divergence(s)",
+            "traces written (*) under .statemodels/traces",
         ]
     )
     lines = [line for line in result.outlines if line.startswith("statemodels: RegisterMachine")]
