@@ -32,6 +32,7 @@ _CATALOGUES = {
     "pggit": "statemodels.pggit.system.mutants",
     "supervisor": "statemodels.supervisor.system.mutants",
     "reload": "statemodels.reload.pool",
+    "status2": "statemodels.status2.system.mutants",
 }
 
 

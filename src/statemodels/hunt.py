@@ -124,10 +124,51 @@ def _supervisor() -> Iterator[tuple[dict[str, str], Hunter]]:
     yield MUTANTS, one
 
 
+@contextlib.contextmanager
+def _reload() -> Iterator[tuple[dict[str, str], Hunter]]:
+    from .reload import MUTANTS, FleetPool, ReloadMachine
+
+    def one(mutant: str) -> Any:
+        # The bundled orchestrator carries the orchestrator's bugs as well as the builder's.
+        with FleetPool("process-compose", mutants={mutant}) as pool:
+            return catch_mutant(lambda: ReloadMachine.on(pool), budget="ci", max_steps=_ANY_LENGTH)
+
+    yield MUTANTS, one
+
+
+#: status2 shrinking replays real waits (heartbeats, outages): past this bound the shortest
+#: repro so far is kept, as the status2 mutant tests do for their slowest shrinkers.
+_STATUS2_SHRINK_SECONDS = 60.0
+
+
+@contextlib.contextmanager
+def _status2() -> Iterator[tuple[dict[str, str], Hunter]]:
+    from .infra.redis import RedisServer
+    from .status2 import MUTANTS, bundled_machine, bundled_status2
+
+    server = RedisServer.start()  # its own: the machine kills and restarts Redis (outages)
+
+    def one(mutant: str) -> Any:
+        with bundled_status2(server, mutants={mutant}) as svc:
+            return catch_mutant(
+                lambda: bundled_machine(svc, server),
+                budget="ci",
+                max_steps=_ANY_LENGTH,
+                shrink_seconds=_STATUS2_SHRINK_SECONDS,
+            )
+
+    try:
+        yield MUTANTS, one
+    finally:
+        server.stop()
+
+
 DOMAINS: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {
     "register": _register,
     "pggit": _pggit,
     "supervisor": _supervisor,
+    "reload": _reload,
+    "status2": _status2,
 }
 
 

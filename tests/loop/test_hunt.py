@@ -30,3 +30,10 @@ def test_hunt_prints_and_writes_the_table(tmp_path: Path) -> None:
     (incr,) = table["hunts"]
     assert incr["signature"] == "RegisterMachine/Incr/value:differs" and incr["steps"] == 1
     assert incr["examples"] >= 1 and incr["total_seconds"] >= incr["first_seconds"] > 0
+
+
+def test_every_domain_with_a_catalogue_has_a_hunt() -> None:
+    from statemodels import cli, hunt
+
+    assert sorted(hunt.DOMAINS) == sorted(cli._CATALOGUES)
+    assert {"register", "pggit", "supervisor", "reload", "status2"} <= set(hunt.DOMAINS)
