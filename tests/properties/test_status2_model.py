@@ -12,6 +12,7 @@ from statemodels.status2 import (
     ClientClose,
     ClientSend,
     Connect,
+    Crowd,
     Heartbeat,
     Publish,
     RedisDrop,
@@ -141,6 +142,15 @@ def test_a_publish_is_owed_to_the_channel_s_open_sockets_only():
     owed = {s.sock: s.entries for s in step.model.sockets}
     assert owed == {0: (Entry("status", "x"),), 1: (Entry("status", "x"),), 2: ()}
     assert step.model.forwarded == (2, 2)
+
+
+def test_a_crowd_is_four_connects_and_reports_the_last():
+    model = _connected("/r1:status")
+    step = model.apply(Crowd("/r1:status"))
+    assert step.expect["status"].value == 101 and step.expect["numsub"].value == 5
+    assert len(step.model.open_sockets()) == 5 and step.model.active == model.active + 4
+    refused = model.apply(Crowd("/r1:status", "https://evil.example"))
+    assert refused.expect["status"].value == 403 and refused.model == model
 
 
 def test_connect_expects_the_subscription_live_in_redis():

@@ -27,9 +27,11 @@ from ..infra.processes import poll_until
 from ..infra.redis import RedisServer
 from .clients import Client, ClientLoop
 from .commands import (
+    CROWD,
     ClientClose,
     ClientSend,
     Connect,
+    Crowd,
     Heartbeat,
     Publish,
     RedisDrop,
@@ -222,6 +224,15 @@ class Status2Driver:
 
         poll_until(subscribed, timeout=2.0, interval=0.002)
         return Outcome.ok(status=101, **seen)
+
+    def _Crowd(self, cmd: Crowd) -> Outcome:
+        """``CROWD`` Connects, stopping at the first refusal or failure; the last one's report."""
+        outcome = Outcome.ok()
+        for _ in range(CROWD):
+            outcome = self._Connect(Connect(cmd.path, cmd.origin))
+            if outcome.error is not None or outcome.values.get("status") != 101:
+                break
+        return outcome
 
     def _Publish(self, cmd: Publish) -> Outcome:
         return Outcome.ok(receivers=int(self.redis.publish(cmd.channel, cmd.payload)))

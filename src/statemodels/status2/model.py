@@ -25,9 +25,11 @@ import attrs
 
 from ..engine import Anything, Step, Within
 from .commands import (
+    CROWD,
     ClientClose,
     ClientSend,
     Connect,
+    Crowd,
     Heartbeat,
     Publish,
     RedisDrop,
@@ -179,6 +181,14 @@ class Status2Model:
 
     def apply(self, cmd: Any) -> Step:
         match cmd:
+            case Crowd(path=path, origin=origin):
+                # CROWD Connects in a row; the driver reports the last one (the count after all).
+                if route(self.config, path, origin)[1] is None:
+                    return self.apply(Connect(path, origin))  # refused, as the first one is
+                step = Step(self, {})
+                for _ in range(CROWD):
+                    step = step.model.apply(Connect(path, origin))
+                return step
             case Connect(path=path, origin=origin):
                 status, channel = route(self.config, path, origin)
                 if channel is None:

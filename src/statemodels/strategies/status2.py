@@ -21,6 +21,7 @@ from ..status2.commands import (
     ClientSend,
     Command,
     Connect,
+    Crowd,
     Heartbeat,
     Publish,
     RedisDrop,
@@ -168,11 +169,14 @@ def _commands(
     waits: tuple[int, ...],
 ) -> st.SearchStrategy[Command]:
     connect = st.builds(Connect, channel_paths(), origins())
+    # Connect's second weight is a Crowd: four sockets at once, so an outage can meet the four
+    # that a jitter check needs (one branch more would move every other hunt's draws).
+    crowd = st.builds(Crowd, channel_paths(), origins())
     targets = st.sampled_from((*channels, *CHANNELS)) if channels else st.sampled_from(CHANNELS)
     publish = st.builds(Publish, targets, payloads(max_message))
     scrape: list[st.SearchStrategy[Command]] = [st.just(Scrape())] if metrics else []
     if not sockets:
-        return st.one_of(connect, publish, *scrape, _copy(connect))
+        return st.one_of(connect, publish, *scrape, crowd)
     sock = st.sampled_from(sockets)
     own = (
         st.builds(Publish, st.sampled_from(channels), payloads(max_message))
@@ -197,11 +201,12 @@ def _commands(
     wait: list[st.SearchStrategy[Command]] = (
         [st.sampled_from(tuple(Wait(ms) for ms in waits))] if waits else []
     )
-    # Weights are distinct branches (_copy): Connect and a publish to a subscribed channel
-    # twice (four open sockets are what a jitter check needs), everything else once. The first
-    # branch is a publish, not a Connect: Hypothesis tries the all-first-branches example early,
-    # and as 30 Connects in a row it outlasted a request timeout on Connects alone -- a timing
-    # accident no shrink could shorten (the idle-channel mutant's repro was 25 Connects).
+    # Weights are distinct branches (_copy): a publish to a subscribed channel twice, a
+    # Connect and a Crowd (four open sockets are what a jitter check needs), the rest once.
+    # The first branch is a publish, not a Connect: Hypothesis tries the all-first-branches
+    # example early, and as 30 Connects in a row it outlasted a request timeout on Connects
+    # alone -- a timing accident no shrink could shorten (the idle-channel mutant's repro was
+    # 25 Connects).
     choices: list[st.SearchStrategy[Command]] = [
         own,
         connect,
@@ -212,7 +217,7 @@ def _commands(
         publish,
         *scrape,
         st.builds(ClientClose, sock),
-        _copy(connect),
+        crowd,
         _copy(own),
     ]
     return st.one_of(choices)
