@@ -32,16 +32,20 @@ from ..strategies.reload import Cascade, Rapid
 from .commands import (
     BreakBinary,
     Build,
+    CheckRecords,
     KillOrchestratorDuringReload,
     Reload,
     ReloadMany,
     RestartOrchestrator,
     StartService,
+    StartWriter,
     StopService,
 )
 from .machine import ReloadMachine
+from .natsmachine import NatsReloadMachine
+from .system.natsfleet import NatsFleet
 
-__all__ = ["SCENARIOS", "Scenario", "ScenarioResult", "report", "run_scenario"]
+__all__ = ["DATA_SCENARIOS", "SCENARIOS", "Scenario", "ScenarioResult", "report", "run_scenario"]
 
 
 @attrs.frozen
@@ -112,6 +116,26 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
+#: Phase 7 on the NATS fleet (the real nats-server, a JetStream collector into Redis): records
+#: flow while the collector, then the broker, is reloaded; the store must hold every record the
+#: broker acked, once, in order, with its timestamp. Run on a pool with ``fleet=NatsFleet...``.
+DATA_SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "test:reload:data:collector",
+            "Phase 7: Data Integrity",
+            (StartWriter(), Reload("collector"), CheckRecords()),
+        ),
+        Scenario(
+            "test:reload:data:broker",
+            "Phase 7: Data Integrity",
+            (StartWriter(), Build("nats"), Reload("nats"), CheckRecords()),
+        ),
+    )
+}
+
+
 @attrs.frozen
 class ScenarioResult:
     """How one scenario went: passed, seconds, and the divergence if it failed."""
@@ -125,9 +149,10 @@ class ScenarioResult:
 
 def run_scenario(name: str, pool: Any, **machine_options: Any) -> ScenarioResult:
     """Run scenario ``name`` on ``pool``'s fleet (reset first); never raises a divergence."""
-    scenario = SCENARIOS[name]
+    scenario = SCENARIOS.get(name) or DATA_SCENARIOS[name]
     start = time.perf_counter()
-    machine = ReloadMachine.on(pool, **machine_options)
+    kind = NatsReloadMachine if isinstance(pool.fleet, NatsFleet) else ReloadMachine
+    machine = kind.on(pool, **machine_options)
     try:
         machine.inspect()
         machine.model_view_matches_real()
