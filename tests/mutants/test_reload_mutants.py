@@ -75,3 +75,40 @@ def test_orchestrator_mutants_under_supervisord_are_refused_in_one_line() -> Non
     with pytest.raises(ConfigurationError) as info:
         FleetPool("supervisord", mutants={"restart-noop"})
     assert "process-compose" in str(info.value) and "\n" not in str(info.value)
+
+
+# -- the NATS fleet: the real nats-server, nats-py clients, records through JetStream -----------
+
+# What the machine must see of each bug of the NATS fleet's clients.
+NATS_SYMPTOMS = {
+    "collector-drops-buffer": r"^NatsReloadMachine/CheckRecords/.*lost:differs",
+    "writer-retry-duplicates": r"^NatsReloadMachine/CheckRecords/.*duplicated:differs",
+    "dependent-never-reconnects": r"^NatsReloadMachine/view/.*dep_pid:sub:",
+}
+
+# A data bug needs its run: StartWriter, the reload, CheckRecords (plus the opening Inspect).
+NATS_MAX_STEPS = {"collector-drops-buffer": 4, "writer-retry-duplicates": 4}
+
+
+def test_every_nats_mutant_has_a_symptom() -> None:
+    from statemodels.reload.system.natsfleet import NATS_MUTANTS
+
+    assert sorted(NATS_SYMPTOMS) == sorted(NATS_MUTANTS)
+
+
+@pytest.mark.mutant
+@pytest.mark.parametrize("mutant", sorted(NATS_SYMPTOMS))
+def test_nats_reload_machine_catches(mutant: str, statemodels_redis) -> None:
+    from statemodels.reload.natsmachine import NatsReloadMachine
+    from statemodels.reload.system.natsfleet import NatsFleet
+
+    fleet = NatsFleet.create(statemodels_redis.url, mutants={mutant})
+    with FleetPool("process-compose", fleet=fleet) as pool:
+        found = catch_mutant(
+            lambda: NatsReloadMachine.on(pool),
+            budget="ci",
+            max_steps=NATS_MAX_STEPS.get(mutant, 3),
+            example_steps=6,
+        )
+    print(f"\n{mutant}: {found.steps} steps, {found.signature}")
+    assert re.search(NATS_SYMPTOMS[mutant], found.signature), found.signature

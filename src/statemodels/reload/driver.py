@@ -302,10 +302,24 @@ class ReloadDriver:
         exit_code = fleet.stop_writer()
         written = fleet.written(run)
         deadline = time.monotonic() + self.records_within
+        first: dict[str, Any] | None = None
         while True:
             stored = fleet.stored(run)
             have = {seq for seq, _ in stored}
             if all(seq in have for seq, _ in written) or time.monotonic() >= deadline:
+                break
+            # Missing records may still be on their way -- unless the collector says it has
+            # nothing left: its buffer empty and two fetches came back empty since the writer
+            # stopped (same process; then the stream holds nothing it has not stored).
+            now = fleet.status("collector") or {}
+            if first is None or first.get("pid") != now.get("pid"):
+                first = now
+            elif (
+                now.get("buffered") == 0
+                and now.get("received") == now.get("stored")
+                and now.get("empty_fetches", 0) >= first.get("empty_fetches", 0) + 2
+            ):
+                stored = fleet.stored(run)
                 break
             time.sleep(0.02)
         return {"writer_exit": exit_code, "records": len(written), **judge_records(written, stored)}

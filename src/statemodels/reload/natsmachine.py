@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import attrs
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
@@ -40,18 +41,33 @@ from .driver import ReloadDriver
 from .machine import ReloadMachine
 from .model import ReloadModel, Tolerances
 
-__all__ = ["NatsReloadMachine", "nats_actions"]
+__all__ = ["NatsReloadMachine", "WhileWriting", "nats_actions"]
+
+
+@attrs.frozen
+class WhileWriting:
+    """Records flow through ``action``: ``StartWriter``, the action, ``CheckRecords`` -- three
+    judged steps drawn as one, so a repro shrinks to the action the data did not survive."""
+
+    action: Any
 
 
 def nats_actions(model: ReloadModel) -> st.SearchStrategy[Any]:
     """One step on the NATS fleet. The first branch is a broker reload (what shrinking ends
-    on); the writer's pair is two branches, so about one step in five touches the data."""
+    on); the data-integrity run is one branch of nine, its action a reload of the collector or
+    the broker (alone, together, or the broker's cascade)."""
     running = model.in_state("running")
     clients = tuple(n for n in model.services if n in model.unbuilt)
     choices: list[st.SearchStrategy[Any]] = []
     if "nats" in running:
         choices.append(st.just(Reload("nats")))
-    choices.append(st.just(CheckRecords()) if model.writing else st.just(StartWriter()))
+    if {"nats", "collector"} <= set(running):
+        during = st.one_of(
+            st.sampled_from(("collector", "nats")).map(Reload),
+            st.just(ReloadMany(("collector", "nats"))),
+            st.just(Cascade("nats")),
+        )
+        choices.append(during.map(WhileWriting))
     choices.append(st.just(Build("nats")))
     reloadable = tuple(n for n in model.services if n in running or n in clients)
     choices.append(st.sampled_from(reloadable).map(Reload))
@@ -88,3 +104,13 @@ class NatsReloadMachine(ReloadMachine):
     def step(self, data: st.DataObject) -> None:
         """One command (or a named sequence of them) on the NATS fleet."""
         self.perform(data.draw(nats_actions(self.state), label="action"))
+
+    def perform(self, action: Any) -> None:
+        """As :meth:`ReloadMachine.perform`, and ``WhileWriting`` expands into its three steps."""
+        if isinstance(action, WhileWriting):
+            if self.execute(StartWriter()).skipped:
+                return
+            self.perform(action.action)
+            self.execute(CheckRecords())
+            return
+        super().perform(action)

@@ -17,12 +17,14 @@ driver can tell which broker process a dependent is really connected to.
   and on SIGTERM before it exits. A flush appends each record once (a record redelivered by the
   stream after a lost ack is recognised by its stream sequence).
 - ``writer``: publishes sequence-numbered, timestamped records to ``records`` one at a time,
-  each retried under the same ``Nats-Msg-Id`` until JetStream acks it (its dedup window makes a
-  retry of a record that did land harmless); every acked record is appended to its log. On
-  SIGTERM it finishes the record in hand and exits.
+  each retried under the same ``Nats-Msg-Id`` until JetStream acks it, and after a reconnect
+  it resends the last record (its ack may have been the old broker's last word) under that
+  record's id: JetStream's dedup window stores each record once. Every acked record is appended
+  to its log. On SIGTERM it finishes the record in hand and exits.
 
 Seeded bugs (argv): ``--no-reconnect`` (dependent), ``--drop-buffer-on-sigterm`` (collector),
-``--retry-new-id`` (writer: a retry gets a new message id, so JetStream cannot dedup it).
+``--retry-new-id`` (writer: a retry or resend gets a new message id, so JetStream cannot
+dedup it).
 Every role exits when ``--watch-pid`` is gone: a client never outlives its test run.
 """
 
@@ -174,7 +176,7 @@ async def collector(args: argparse.Namespace) -> None:
     import redis
 
     reporter = Reporter(args.status, "collector")
-    reporter.state.update(received=0, stored=0)
+    reporter.state.update(received=0, stored=0, empty_fetches=0, buffered=0)
     stop = _stop_on_term()
     store = redis.Redis.from_url(args.redis, socket_timeout=2.0, socket_connect_timeout=2.0)
     append = store.register_script(_APPEND_ONCE)
@@ -207,6 +209,10 @@ async def collector(args: argparse.Namespace) -> None:
             msgs = await sub.fetch(batch=64, timeout=0.05)
         except Exception:  # nothing to fetch, or the broker is away: try again
             msgs = []
+            if nc.is_connected:
+                # Nothing pending for us: with the writer stopped and the buffer flushed, every
+                # record the stream holds has been stored (the driver waits for two of these).
+                reporter.state["empty_fetches"] += 1
         for msg in msgs:
             with contextlib.suppress(Exception):
                 await msg.ack()  # acked on receipt: from here the record is ours to keep
@@ -215,6 +221,7 @@ async def collector(args: argparse.Namespace) -> None:
         if time.monotonic() - last_flush >= 0.05:
             flush()
             last_flush = time.monotonic()
+        reporter.state["buffered"] = len(buffer)
     if not args.drop_buffer_on_sigterm:
         flush()
     reporter.write()
@@ -232,29 +239,45 @@ async def writer(args: argparse.Namespace) -> None:
     nc = await _connect_retrying(args, reporter)
     js = nc.jetstream(timeout=0.1)
     await _ensure_stream(js)
+    seen_reconnects = 0
+
+    async def send(seq: int, data: bytes, retry_of: int = 0) -> None:
+        """Publish until JetStream acks; every retry (and resend) keeps the record's message
+        id, so the stream's dedup window stores it once."""
+        attempt = 0
+        give_up = time.monotonic() + 30.0
+        while True:
+            msg_id = f"{args.run}:{seq}"
+            if args.retry_new_id and (attempt or retry_of):
+                msg_id += f":{retry_of}:{attempt}"  # the bug: a retry is a new message
+            try:
+                await js.publish(SUBJECT, data, headers={"Nats-Msg-Id": msg_id})
+                return
+            except (TimeoutError, nats.errors.Error):
+                attempt += 1
+                reporter.state["retries"] += 1
+                if time.monotonic() > give_up:
+                    raise
+                await asyncio.sleep(0.01)
+
     beat = asyncio.ensure_future(_heartbeat(nc, reporter, asyncio.Event(), args.watch_pid))
     seq = 0
+    last: tuple[int, bytes] | None = None
     with open(args.log, "a", buffering=1) as log:
         while not stop.is_set():
+            if last is not None and reporter.state["reconnects"] > seen_reconnects:
+                # The connection dropped since the last record: its ack may have been the
+                # broker's last word, so resend it (at-least-once; the id makes it once).
+                seen_reconnects = reporter.state["reconnects"]
+                await send(*last, retry_of=seen_reconnects)
             seq += 1
             ts = time.time_ns()
             data = json.dumps({"run": args.run, "seq": seq, "ts": ts}).encode()
-            attempt = 0
-            give_up = time.monotonic() + 30.0
-            while True:
-                msg_id = f"{args.run}:{seq}" + (f":{attempt}" if args.retry_new_id else "")
-                try:
-                    await js.publish(SUBJECT, data, headers={"Nats-Msg-Id": msg_id})
-                    break
-                except (TimeoutError, nats.errors.Error):
-                    attempt += 1
-                    reporter.state["retries"] += 1
-                    if time.monotonic() > give_up:
-                        raise
-                    await asyncio.sleep(0.01)
+            await send(seq, data)
+            last = (seq, data)
             log.write(f"{seq} {ts}\n")
             reporter.state["acked"] = seq
-            with contextlib.suppress(asyncio.TimeoutError):
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), args.interval)
     reporter.state["done"] = True
     reporter.write()
