@@ -112,3 +112,32 @@ def test_nats_reload_machine_catches(mutant: str, statemodels_redis) -> None:
         )
     print(f"\n{mutant}: {found.steps} steps, {found.signature}")
     assert re.search(NATS_SYMPTOMS[mutant], found.signature), found.signature
+
+
+@pytest.mark.mutant
+def test_a_cached_broker_binary_is_seen_by_its_exe_alone(statemodels_redis) -> None:
+    # nats-server reports no commit: an orchestrator that execs a cached copy of the broker is
+    # caught by sha256(/proc/<pid>/exe) against the version file, on the seeds' single reload.
+    from statemodels.reload.scenarios import run_scenario
+    from statemodels.reload.system.natsfleet import NatsFleet
+
+    fleet = NatsFleet.create(statemodels_redis.url)
+    with FleetPool("process-compose", mutants={"stale-binary"}, fleet=fleet) as pool:
+        result = run_scenario("test:reload:single:nats", pool)
+    assert not result.passed and result.divergence is not None
+    assert "exe_sha256:nats" in result.divergence, result.divergence
+
+
+@pytest.mark.mutant
+def test_nats_reload_machine_catches_a_restart_that_does_nothing(statemodels_redis) -> None:
+    from statemodels.reload.natsmachine import NatsReloadMachine
+    from statemodels.reload.system.natsfleet import NatsFleet
+
+    fleet = NatsFleet.create(statemodels_redis.url)
+    with FleetPool("process-compose", mutants={"restart-noop"}, fleet=fleet) as pool:
+        found = catch_mutant(
+            lambda: NatsReloadMachine.on(pool), budget="ci", max_steps=3, example_steps=6
+        )
+    assert re.search(r"^NatsReloadMachine" + SYMPTOMS["restart-noop"], found.signature), (
+        found.signature
+    )

@@ -20,7 +20,7 @@ from statemodels.errors import MissingBinaryError
 from statemodels.infra.processes import exe_sha256, live_identity
 from statemodels.reload import BundledOrchestrator, FleetPool
 from statemodels.reload.natsmachine import NatsReloadMachine
-from statemodels.reload.scenarios import DATA_SCENARIOS, report, run_scenario
+from statemodels.reload.scenarios import NATS_SCENARIOS, report, run_scenario
 from statemodels.reload.system import natsfleet
 from statemodels.reload.system.natsfleet import NatsFleet
 
@@ -84,11 +84,11 @@ def test_nats_machine_finds_no_divergence(nats_pool: FleetPool, statemodels_budg
     )
 
 
-def test_the_data_integrity_scenarios_pass_and_print_their_report(nats_pool: FleetPool) -> None:
-    results = [run_scenario(name, nats_pool) for name in DATA_SCENARIOS]
+def test_the_nats_scenarios_pass_and_print_their_report(nats_pool: FleetPool) -> None:
+    results = [run_scenario(name, nats_pool) for name in NATS_SCENARIOS]
     text = report(results, orchestrator="process-compose (NATS fleet)")
     print("\n" + text)
     failed = [r for r in results if not r.passed]
     assert not failed, "\n\n".join(r.divergence or r.name for r in failed)
-    for name in DATA_SCENARIOS:
+    for name in NATS_SCENARIOS:
         assert re.search(rf"PASS {re.escape(name)}\s+\(\d+\.\d\ds\)", text), name

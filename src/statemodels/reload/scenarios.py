@@ -45,7 +45,7 @@ from .machine import ReloadMachine
 from .natsmachine import NatsReloadMachine
 from .system.natsfleet import NatsFleet
 
-__all__ = ["DATA_SCENARIOS", "SCENARIOS", "Scenario", "ScenarioResult", "report", "run_scenario"]
+__all__ = ["NATS_SCENARIOS", "SCENARIOS", "Scenario", "ScenarioResult", "report", "run_scenario"]
 
 
 @attrs.frozen
@@ -116,12 +116,14 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
-#: Phase 7 on the NATS fleet (the real nats-server, a JetStream collector into Redis): records
-#: flow while the collector, then the broker, is reloaded; the store must hold every record the
-#: broker acked, once, in order, with its timestamp. Run on a pool with ``fleet=NatsFleet...``.
-DATA_SCENARIOS: dict[str, Scenario] = {
+#: The NATS fleet's (the real nats-server; a JetStream collector into Redis; run them on a pool
+#: made with ``fleet=NatsFleet...``): a broker reload, and Phase 7 -- records flow while the
+#: collector, then the broker, is reloaded; the store must hold every record the broker acked,
+#: once, in order, with its timestamp.
+NATS_SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
+        _single("nats"),
         Scenario(
             "test:reload:data:collector",
             "Phase 7: Data Integrity",
@@ -149,7 +151,7 @@ class ScenarioResult:
 
 def run_scenario(name: str, pool: Any, **machine_options: Any) -> ScenarioResult:
     """Run scenario ``name`` on ``pool``'s fleet (reset first); never raises a divergence."""
-    scenario = SCENARIOS.get(name) or DATA_SCENARIOS[name]
+    scenario = SCENARIOS.get(name) or NATS_SCENARIOS[name]
     start = time.perf_counter()
     kind = NatsReloadMachine if isinstance(pool.fleet, NatsFleet) else ReloadMachine
     machine = kind.on(pool, **machine_options)
