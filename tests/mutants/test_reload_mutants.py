@@ -84,10 +84,17 @@ NATS_SYMPTOMS = {
     "collector-drops-buffer": r"^NatsReloadMachine/CheckRecords/.*lost:differs",
     "writer-retry-duplicates": r"^NatsReloadMachine/CheckRecords/.*duplicated:differs",
     "dependent-never-reconnects": r"^NatsReloadMachine/view/.*dep_pid:sub:",
+    "collector-newest-first": r"^NatsReloadMachine/CheckRecords/.*out_of_order:differs",
+    "collector-ms-timestamps": r"^NatsReloadMachine/CheckRecords/.*retimed:differs",
 }
 
 # A data bug needs its run: StartWriter, the reload, CheckRecords (plus the opening Inspect).
-NATS_MAX_STEPS = {"collector-drops-buffer": 4, "writer-retry-duplicates": 4}
+NATS_MAX_STEPS = {
+    "collector-drops-buffer": 4,
+    "writer-retry-duplicates": 4,
+    "collector-newest-first": 4,
+    "collector-ms-timestamps": 4,
+}
 
 
 def test_every_nats_mutant_has_a_symptom() -> None:

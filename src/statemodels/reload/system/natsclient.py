@@ -22,7 +22,8 @@ driver can tell which broker process a dependent is really connected to.
   record's id: JetStream's dedup window stores each record once. Every acked record is appended
   to its log. On SIGTERM it finishes the record in hand and exits.
 
-Seeded bugs (argv): ``--no-reconnect`` (dependent), ``--drop-buffer-on-sigterm`` (collector),
+Seeded bugs (argv): ``--no-reconnect`` (dependent), ``--drop-buffer-on-sigterm``,
+``--newest-first`` (LPUSH for RPUSH), ``--ms-timestamps`` (collector),
 ``--retry-new-id`` (writer: a retry or resend gets a new message id, so JetStream cannot
 dedup it).
 Every role exits when ``--watch-pid`` is gone: a client never outlives its test run.
@@ -166,10 +167,18 @@ async def _ensure_stream(js: Any) -> None:
 # Appends a record once per stream sequence: a redelivery after a lost ack is not a new record.
 _APPEND_ONCE = """
 if redis.call('SET', KEYS[2], '1', 'NX', 'EX', 3600) then
-  redis.call('RPUSH', KEYS[1], ARGV[1])
+  redis.call(ARGV[2], KEYS[1], ARGV[1])
 end
 return 1
 """
+
+
+def _ms_timestamp(data: bytes) -> bytes:
+    """The seeded bug ``--ms-timestamps``: the record stored with its time cut to milliseconds
+    (a store schema with a millisecond column)."""
+    record = json.loads(data)
+    record["ts"] = record["ts"] // 1_000_000 * 1_000_000
+    return json.dumps(record).encode()
 
 
 async def collector(args: argparse.Namespace) -> None:
@@ -188,8 +197,13 @@ async def collector(args: argparse.Namespace) -> None:
         if not buffer:
             return
         pipe = store.pipeline(transaction=False)
+        # The seeded bug --newest-first builds the list with LPUSH, newest at the head.
+        push = "LPUSH" if args.newest_first else "RPUSH"
         for stream_seq, data in buffer:
-            append(keys=[args.key, f"{args.key}:seen:{stream_seq}"], args=[data], client=pipe)
+            if args.ms_timestamps:
+                data = _ms_timestamp(data)
+            keys = [args.key, f"{args.key}:seen:{stream_seq}"]
+            append(keys=keys, args=[data, push], client=pipe)
         pipe.execute()
         reporter.state["stored"] += len(buffer)
         buffer.clear()
@@ -296,6 +310,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--redis")
     parser.add_argument("--key")
     parser.add_argument("--drop-buffer-on-sigterm", action="store_true")
+    parser.add_argument("--newest-first", action="store_true")
+    parser.add_argument("--ms-timestamps", action="store_true")
     parser.add_argument("--run")
     parser.add_argument("--log")
     parser.add_argument("--interval", type=float, default=0.01)

@@ -3,7 +3,7 @@
 Services, under the bundled orchestrator (Process Compose API):
 
 - ``nats``: a **build** of the real ``nats-server`` -- a copy of the binary with a build stamp
-  appended (``\\nSMBUILD commit=... timestamp=...\\n`` after the ELF's last section: the loader
+  appended (``\\nSMBUILD commit=... timestamp=...\\n`` past the end of the ELF file: the loader
   maps only what the program headers name, so the server runs unchanged and its sha256 is
   new) and the seeds' version file beside it, both written by rename. It listens on free ports
   of 127.0.0.1 (never 4222), with JetStream in the fleet directory and its monitoring port on.
@@ -85,6 +85,17 @@ NATS_MUTANTS: dict[str, str] = {
         "so JetStream stores both copies when the first one landed"
     ),
     "dependent-never-reconnects": "the dependent connects with reconnection switched off",
+    "collector-newest-first": "the collector appends with LPUSH: the store lists newest first",
+    "collector-ms-timestamps": (
+        "the collector stores each record's timestamp cut to milliseconds (a millisecond column)"
+    ),
+}
+
+# Mutant -> the collector flag that seeds it.
+_COLLECTOR_FLAGS = {
+    "collector-drops-buffer": "--drop-buffer-on-sigterm",
+    "collector-newest-first": "--newest-first",
+    "collector-ms-timestamps": "--ms-timestamps",
 }
 
 # Debian installs nats-server in /usr/sbin, often not on a user's PATH.
@@ -224,8 +235,7 @@ class NatsFleet:
             argv.append("--no-reconnect")
         if role == "collector":
             argv += ["--redis", self.redis_url, "--key", self.store_key]
-            if "collector-drops-buffer" in self.mutants:
-                argv.append("--drop-buffer-on-sigterm")
+            argv += [flag for mutant, flag in _COLLECTOR_FLAGS.items() if mutant in self.mutants]
         return argv
 
     def orchestrated(self) -> list[dict[str, Any]]:
