@@ -34,6 +34,7 @@ import contextlib
 import datetime
 import hashlib
 import importlib.metadata
+import importlib.util
 import itertools
 import json
 import os
@@ -175,9 +176,16 @@ class NatsFleet:
         """A fresh fleet directory with the broker built once.
 
         Raises:
-            MissingBinaryError: no nats-server (see :func:`find_nats_server`).
+            MissingBinaryError: no nats-server (see :func:`find_nats_server`), or no nats-py
+                for the clients.
         """
         source = binary or find_nats_server()
+        if importlib.util.find_spec("nats") is None:
+            # The clients would die at import, and the fleet would only time out starting.
+            raise MissingBinaryError(
+                "nats-py is not installed for the NATS reload fleet's clients: "
+                "pip install nats-py (or statemodels[nats])"
+            )
         chosen = check_mutants(mutants, NATS_MUTANTS)
         directory = Path(scratch_dir("statemodels-nats-"))  # marked: swept if the run dies
         fleet = cls(directory, source, redis_url, _free_port(), _free_port(), chosen)
