@@ -183,6 +183,7 @@ def _ms_timestamp(data: bytes) -> bytes:
 
 async def collector(args: argparse.Namespace) -> None:
     import redis
+    from nats.js.api import ConsumerConfig
 
     reporter = Reporter(args.status, "collector")
     reporter.state.update(received=0, stored=0, empty_fetches=0, buffered=0)
@@ -215,7 +216,15 @@ async def collector(args: argparse.Namespace) -> None:
         if sub is None:
             try:
                 await _ensure_stream(js)
-                sub = await js.pull_subscribe(SUBJECT, durable=DURABLE, stream=STREAM)
+                # A lost ack (the broker restarted under it) is redelivered after ack_wait;
+                # 2 s, not the default 30, so it lands well inside a records check (10 s).
+                # Redeliveries are stored once (the seen key), so this costs no duplicate.
+                sub = await js.pull_subscribe(
+                    SUBJECT,
+                    durable=DURABLE,
+                    stream=STREAM,
+                    config=ConsumerConfig(ack_wait=2.0),
+                )
             except Exception:
                 await asyncio.sleep(0.05)
                 continue
