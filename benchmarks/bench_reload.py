@@ -3,10 +3,12 @@
 Every scenario runs on a pooled fleet (reset between runs, as the tests do) through the full
 contract: model, driver, view invariant. The seeds' baselines are their Taskfile's performance
 targets (single < 5 s, parallel < 10 s, cascade < 15 s, rapid x10 < 60 s, data integrity
-< 30 s); the ratio is baseline / measured (10x = ten times faster than the target). Steps/s runs
-the generated search as ``run_machine`` does and divides executed steps by wall time.
+< 30 s: the NATS fleet's ``test:reload:data:*``); the ratio is baseline / measured (10x = ten
+times faster than the target). Steps/s runs the generated search as ``run_machine`` does and
+divides executed steps by wall time.
 
     python benchmarks/bench_reload.py [--runs 3] [--orchestrator process-compose] [--budget smoke]
+                                      [--no-nats]
 """
 
 from __future__ import annotations
@@ -32,9 +34,17 @@ BASELINES = {
 }
 
 
-def scenarios(pool: FleetPool, runs: int) -> None:
+# The NATS fleet's (the real nats-server, nats-py clients, a JetStream collector into Redis).
+NATS_BASELINES = {
+    "test:reload:single:nats": ("single", 5.0),
+    "test:reload:data:collector": ("data", 30.0),
+    "test:reload:data:broker": ("data", 30.0),
+}
+
+
+def scenarios(pool: FleetPool, runs: int, baselines: dict[str, tuple[str, float]]) -> None:
     print(f"{'scenario':<30} {'baseline':>10} {'median s':>9} {'max s':>7} {'ratio':>8}")
-    for name, (kind, baseline) in BASELINES.items():
+    for name, (kind, baseline) in baselines.items():
         times = []
         for _ in range(runs):
             result = run_scenario(name, pool)
@@ -47,7 +57,19 @@ def scenarios(pool: FleetPool, runs: int) -> None:
             label = f"{kind} <{baseline:g}s"
             ratio = baseline / median if median else float("inf")
             print(f"{name:<30} {label:>10} {median:>9.3f} {max(times):>7.3f} {ratio:>7.0f}x")
-    print(f"{'data integrity':<30} {'<30s':>10} {'n/a':>9}   (not implemented yet)")
+
+
+def nats_scenarios(runs: int) -> None:
+    """The NATS fleet under the bundled orchestrator, with a private Redis as the store."""
+    from statemodels.infra.redis import RedisServer
+    from statemodels.reload.system.natsfleet import NatsFleet
+
+    print("-- process-compose, NATS fleet (nats-server + nats-py, store: Redis)")
+    with (
+        RedisServer.start() as redis,
+        FleetPool("process-compose", fleet=NatsFleet.create(redis.url)) as pool,
+    ):
+        scenarios(pool, runs, NATS_BASELINES)
 
 
 def steps_per_second(pool: FleetPool, budget: str) -> None:
@@ -74,6 +96,7 @@ def main() -> None:
         "--orchestrator", choices=["process-compose", "supervisord", "both"], default="both"
     )
     parser.add_argument("--budget", default="smoke")
+    parser.add_argument("--no-nats", action="store_true", help="skip the NATS fleet's scenarios")
     args = parser.parse_args()
     get_budget(args.budget)
     kinds = (
@@ -82,8 +105,10 @@ def main() -> None:
     for kind in kinds:
         print(f"-- {kind}")
         with FleetPool(kind) as pool:
-            scenarios(pool, args.runs)
+            scenarios(pool, args.runs, BASELINES)
             steps_per_second(pool, args.budget)
+    if not args.no_nats:
+        nats_scenarios(args.runs)
 
 
 if __name__ == "__main__":

@@ -75,3 +75,76 @@ def test_orchestrator_mutants_under_supervisord_are_refused_in_one_line() -> Non
     with pytest.raises(ConfigurationError) as info:
         FleetPool("supervisord", mutants={"restart-noop"})
     assert "process-compose" in str(info.value) and "\n" not in str(info.value)
+
+
+# -- the NATS fleet: the real nats-server, nats-py clients, records through JetStream -----------
+
+# What the machine must see of each bug of the NATS fleet's clients.
+NATS_SYMPTOMS = {
+    "collector-drops-buffer": r"^NatsReloadMachine/CheckRecords/.*lost:differs",
+    "writer-retry-duplicates": r"^NatsReloadMachine/CheckRecords/.*duplicated:differs",
+    "dependent-never-reconnects": r"^NatsReloadMachine/view/.*dep_pid:sub:",
+    "collector-newest-first": r"^NatsReloadMachine/CheckRecords/.*out_of_order:differs",
+    "collector-ms-timestamps": r"^NatsReloadMachine/CheckRecords/.*retimed:differs",
+}
+
+# A data bug needs its run: StartWriter, the reload, CheckRecords (plus the opening Inspect).
+NATS_MAX_STEPS = {
+    "collector-drops-buffer": 4,
+    "writer-retry-duplicates": 4,
+    "collector-newest-first": 4,
+    "collector-ms-timestamps": 4,
+}
+
+
+def test_every_nats_mutant_has_a_symptom() -> None:
+    from statemodels.reload.system.natsfleet import NATS_MUTANTS
+
+    assert sorted(NATS_SYMPTOMS) == sorted(NATS_MUTANTS)
+
+
+@pytest.mark.mutant
+@pytest.mark.parametrize("mutant", sorted(NATS_SYMPTOMS))
+def test_nats_reload_machine_catches(mutant: str, statemodels_redis) -> None:
+    from statemodels.reload.natsmachine import NatsReloadMachine
+    from statemodels.reload.system.natsfleet import NatsFleet
+
+    fleet = NatsFleet.create(statemodels_redis.url, mutants={mutant})
+    with FleetPool("process-compose", fleet=fleet) as pool:
+        found = catch_mutant(
+            lambda: NatsReloadMachine.on(pool),
+            budget="ci",
+            max_steps=NATS_MAX_STEPS.get(mutant, 3),
+            example_steps=6,
+        )
+    print(f"\n{mutant}: {found.steps} steps, {found.signature}")
+    assert re.search(NATS_SYMPTOMS[mutant], found.signature), found.signature
+
+
+@pytest.mark.mutant
+def test_a_cached_broker_binary_is_seen_by_its_exe_alone(statemodels_redis) -> None:
+    # nats-server reports no commit: an orchestrator that execs a cached copy of the broker is
+    # caught by sha256(/proc/<pid>/exe) against the version file, on the seeds' single reload.
+    from statemodels.reload.scenarios import run_scenario
+    from statemodels.reload.system.natsfleet import NatsFleet
+
+    fleet = NatsFleet.create(statemodels_redis.url)
+    with FleetPool("process-compose", mutants={"stale-binary"}, fleet=fleet) as pool:
+        result = run_scenario("test:reload:single:nats", pool)
+    assert not result.passed and result.divergence is not None
+    assert "exe_sha256:nats" in result.divergence, result.divergence
+
+
+@pytest.mark.mutant
+def test_nats_reload_machine_catches_a_restart_that_does_nothing(statemodels_redis) -> None:
+    from statemodels.reload.natsmachine import NatsReloadMachine
+    from statemodels.reload.system.natsfleet import NatsFleet
+
+    fleet = NatsFleet.create(statemodels_redis.url)
+    with FleetPool("process-compose", mutants={"restart-noop"}, fleet=fleet) as pool:
+        found = catch_mutant(
+            lambda: NatsReloadMachine.on(pool), budget="ci", max_steps=3, example_steps=6
+        )
+    assert re.search(r"^NatsReloadMachine" + SYMPTOMS["restart-noop"], found.signature), (
+        found.signature
+    )

@@ -7,15 +7,21 @@ builds, reloads, reloads in parallel and in cascade, reloads rapidly, deletes bi
 the orchestrator mid-reload, and judges every step by what the processes really execute
 (``sha256(/proc/<pid>/exe)``) and by what the services report themselves.
 
+The NATS fleet (:class:`NatsFleet`) reloads the real ``nats-server`` with nats-py dependents
+and a JetStream collector into Redis (:class:`NatsReloadMachine`, the seeds' Phase 7).
+
 Example::
 
     with FleetPool("supervisord") as pool:
         run_machine(lambda: ReloadMachine.on(pool))
+    with FleetPool("process-compose", fleet=NatsFleet.create(redis_url)) as pool:
+        run_machine(lambda: NatsReloadMachine.on(pool))
 """
 
 from .commands import (
     BreakBinary,
     Build,
+    CheckRecords,
     Inspect,
     KillOrchestratorDuringReload,
     Reload,
@@ -23,28 +29,35 @@ from .commands import (
     Resources,
     RestartOrchestrator,
     StartService,
+    StartWriter,
     StopService,
 )
 from .driver import ReloadDriver
 from .machine import ReloadMachine
 from .model import ReloadModel, Tolerances
+from .natsmachine import NatsReloadMachine
 from .orchestrators import OrchestratorError, ProcessComposeClient, ServiceState, SupervisordClient
 from .pool import KINDS, MUTANTS, FleetPool
 from .system.fleet import BUNDLED_SERVICES, BundledFleet, ServiceSpec
 from .system.launch import BundledOrchestrator, FleetSupervisord
+from .system.natsfleet import NATS_MUTANTS, NatsFleet, find_nats_server
 
 __all__ = [
     "BUNDLED_SERVICES",
     "KINDS",
     "MUTANTS",
+    "NATS_MUTANTS",
     "BreakBinary",
     "Build",
     "BundledFleet",
     "BundledOrchestrator",
+    "CheckRecords",
     "FleetPool",
     "FleetSupervisord",
     "Inspect",
     "KillOrchestratorDuringReload",
+    "NatsFleet",
+    "NatsReloadMachine",
     "OrchestratorError",
     "ProcessComposeClient",
     "Reload",
@@ -57,7 +70,9 @@ __all__ = [
     "ServiceSpec",
     "ServiceState",
     "StartService",
+    "StartWriter",
     "StopService",
     "SupervisordClient",
     "Tolerances",
+    "find_nats_server",
 ]

@@ -12,6 +12,7 @@ import attrs
 __all__ = [
     "BreakBinary",
     "Build",
+    "CheckRecords",
     "Command",
     "Inspect",
     "KillOrchestratorDuringReload",
@@ -20,6 +21,7 @@ __all__ = [
     "Resources",
     "RestartOrchestrator",
     "StartService",
+    "StartWriter",
     "StopService",
 ]
 
@@ -89,6 +91,18 @@ class Resources:
     """Sample open fds and RSS of the long-lived processes (orchestrator, dependents)."""
 
 
+@attrs.frozen
+class StartWriter:
+    """Start the data-integrity writer: sequence-numbered, timestamped records through the
+    broker to the collector, one every 10 ms, until :class:`CheckRecords`."""
+
+
+@attrs.frozen
+class CheckRecords:
+    """Stop the writer (it finishes the record in hand) and compare what the broker acked to
+    the writer with what the store holds: lost, duplicated, out of order, retimed."""
+
+
 Command = (
     Inspect
     | Build
@@ -100,4 +114,6 @@ Command = (
     | KillOrchestratorDuringReload
     | RestartOrchestrator
     | Resources
+    | StartWriter
+    | CheckRecords
 )

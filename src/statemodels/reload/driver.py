@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 import time
@@ -32,6 +33,7 @@ from ..infra.processes import ProcessIdentity, exe_sha256, live_identity, sample
 from .commands import (
     BreakBinary,
     Build,
+    CheckRecords,
     Inspect,
     KillOrchestratorDuringReload,
     Reload,
@@ -39,13 +41,16 @@ from .commands import (
     Resources,
     RestartOrchestrator,
     StartService,
+    StartWriter,
     StopService,
 )
 from .orchestrators import OrchestratorError, ServiceState
 from .system.fleet import BuildRecord, ServiceSpec
 from .system.launch import OrchestratorProcess
 
-__all__ = ["Fleet", "ReloadDriver"]
+__all__ = ["Fleet", "ReloadDriver", "judge_records"]
+
+_RUNS = itertools.count(1)
 
 # States after which waiting for health is pointless (the orchestrator gave up or stopped).
 _TERMINAL = {"Error", "Completed", "Skipped", "Disabled", "FATAL", "STOPPED", "EXITED"}
@@ -103,6 +108,9 @@ class ReloadDriver:
         self._names = [s.name for s in fleet.services]
         self._last_known: dict[str, ProcessIdentity | None] = {}
         self._orchestrator_down = False
+        self._run_id = ""
+        # The collector flushes every 50 ms; a loaded machine may take seconds: never judged early.
+        self.records_within = 10.0
 
     @property
     def client(self) -> Any:
@@ -168,6 +176,19 @@ class ReloadDriver:
                 return Outcome.ok(**values)
             case Resources():
                 return Outcome.ok(**self._resources())
+            case StartWriter():
+                self._run_id = f"r{os.getpid()}-{next(_RUNS)}"
+                writer: Any = self.fleet  # only a fleet with a writer (the NATS fleet) has one
+                writer.start_writer(self._run_id)
+                # Started means records flow: the first one acked (a late start is no failure).
+                deadline = time.monotonic() + self.records_within
+                while time.monotonic() < deadline:
+                    if (writer.status("writer") or {}).get("acked", 0) >= 1:
+                        break
+                    time.sleep(0.01)
+                return Outcome.ok(started=(writer.status("writer") or {}).get("acked", 0) >= 1)
+            case CheckRecords():
+                return Outcome.ok(**self._check_records())
         raise TypeError(f"ReloadDriver cannot run {cmd!r}: not a reload command")
 
     def _reload(self, names: Sequence[str]) -> Outcome:
@@ -273,6 +294,36 @@ class ReloadDriver:
             return Outcome.failed(error.code, str(error), **values)
         return Outcome.ok(**values)
 
+    def _check_records(self) -> dict[str, Any]:
+        """Stop the writer, then wait -- one-sidedly, up to ``records_within`` -- until the
+        store holds every record the broker acked to it, and count what differs."""
+        fleet: Any = self.fleet
+        run = self._run_id
+        exit_code = fleet.stop_writer()
+        written = fleet.written(run)
+        deadline = time.monotonic() + self.records_within
+        first: dict[str, Any] | None = None
+        while True:
+            stored = fleet.stored(run)
+            have = {seq for seq, _ in stored}
+            if all(seq in have for seq, _ in written) or time.monotonic() >= deadline:
+                break
+            # Missing records may still be on their way -- unless the collector says it has
+            # nothing left: its buffer empty and two fetches came back empty since the writer
+            # stopped (same process; then the stream holds nothing it has not stored).
+            now = fleet.status("collector") or {}
+            if first is None or first.get("pid") != now.get("pid"):
+                first = now
+            elif (
+                now.get("buffered") == 0
+                and now.get("received") == now.get("stored")
+                and now.get("empty_fetches", 0) >= first.get("empty_fetches", 0) + 2
+            ):
+                stored = fleet.stored(run)
+                break
+            time.sleep(0.02)
+        return {"writer_exit": exit_code, "records": len(written), **judge_records(written, stored)}
+
     def _resources(self) -> dict[str, Any]:
         """fds and RSS of the orchestrator and the running dependents, each the least of a few
         samples 10 ms apart: a connection being closed or a readiness probe in flight is there
@@ -340,6 +391,37 @@ class ReloadDriver:
         if self._on_close is not None:
             on_close, self._on_close = self._on_close, None
             on_close()
+
+
+def judge_records(
+    written: Sequence[tuple[int, int]], stored: Sequence[tuple[int, int]]
+) -> dict[str, int]:
+    """Counts of what the store got wrong, of ``(seq, ts)`` records: written (acked to the
+    writer, in its order) against stored (in store order).
+
+    ``lost``: written, never stored. ``duplicated``: stored copies beyond the first.
+    ``out_of_order``: first copies whose seq is not above the one stored before them.
+    ``retimed``: records stored with a timestamp other than the writer's.
+
+    >>> judge_records([(1, 10), (2, 20)], [(2, 20), (1, 10), (1, 10)])
+    {'lost': 0, 'duplicated': 1, 'out_of_order': 1, 'retimed': 0}
+    """
+    times = dict(written)
+    seen: set[int] = set()
+    out = {"lost": 0, "duplicated": 0, "out_of_order": 0, "retimed": 0}
+    last = 0
+    for seq, ts in stored:
+        if seq in seen:
+            out["duplicated"] += 1
+            continue
+        seen.add(seq)
+        if seq <= last:
+            out["out_of_order"] += 1
+        last = max(last, seq)
+        if seq in times and times[seq] != ts:
+            out["retimed"] += 1
+    out["lost"] = sum(1 for seq in times if seq not in seen)
+    return out
 
 
 def _zombie_children(identity: ProcessIdentity) -> int:

@@ -53,11 +53,16 @@ class ReloadMachine(ModelMachine):
         step_timeout: float | None = None,
     ) -> None:
         depends_on = {s.name: s.depends_on for s in driver.fleet.services}
+        # A fleet may say which services are built artifacts and which report no commit (the
+        # NATS fleet: its clients are Python, nats-server cannot report ours); default: all, none.
+        built = getattr(driver.fleet, "built", tuple(depends_on))
         model = ReloadModel.initial(
             orchestrator,
             depends_on,
             reports=driver.fleet.reports,
             tolerances=tolerances or Tolerances(health_within=driver.health_within),
+            unbuilt=tuple(n for n in depends_on if n not in built),
+            silent=tuple(getattr(driver.fleet, "silent", ())),
         )
         super().__init__(driver, model, step_timeout=step_timeout or 30.0)
         self.reload: ReloadDriver = driver

@@ -18,6 +18,9 @@ disk is intact and whether it should be running, and it states every check as a 
   while the orchestrator is being killed answers within its timeout (success, or the one-line
   ``unreachable``), the other services keep running, and a reload with the orchestrator gone
   fails ``unreachable`` at once; restarting the orchestrator brings up a fresh fleet.
+- **Data integrity** (a fleet with a writer): every record the broker acked to the writer is in
+  the store once, in the writer's order, with the writer's timestamp -- across reloads of the
+  collector and of the broker alike (JetStream with message ids: no loss window to state).
 - **Resources**: fds and RSS of the orchestrator and the dependents do not grow beyond a
   tolerance over their first sample (per process identity).
 """
@@ -34,6 +37,7 @@ from ..engine import AnyOf, Bind, Bindings, Expect, Fails, Renewed, Step, Within
 from .commands import (
     BreakBinary,
     Build,
+    CheckRecords,
     Inspect,
     KillOrchestratorDuringReload,
     Reload,
@@ -41,6 +45,7 @@ from .commands import (
     Resources,
     RestartOrchestrator,
     StartService,
+    StartWriter,
     StopService,
 )
 
@@ -198,6 +203,9 @@ class ReloadModel:
         orchestrator: which documented failure shape applies.
         depends_on: service -> the services it holds a connection to.
         reports: the services report their build and dependency over a status socket.
+        unbuilt: services that are not built artifacts (a fleet's Python clients): proven by
+            their identity and reports, never by their exe (the interpreter's) or a commit.
+        silent: services that report no commit of their own (nats-server).
     """
 
     orchestrator: str
@@ -207,6 +215,9 @@ class ReloadModel:
     states: tuple[tuple[str, str], ...] = ()
     broken: tuple[str, ...] = ()
     orchestrator_up: bool = True
+    unbuilt: tuple[str, ...] = ()
+    silent: tuple[str, ...] = ()
+    writing: bool = False
 
     @classmethod
     def initial(
@@ -258,9 +269,11 @@ class ReloadModel:
         out: dict[str, Any] = {}
         for name in names:
             out[f"identity:{name}"] = Renewed(f"identity:{name}")
-            out[f"exe_sha256:{name}"] = Kept(f"checksum:{name}")
             out[f"healthy_s:{name}"] = Within(0.0, self.tolerances.health_within)
-            if self.reports:
+            if name in self.unbuilt:
+                continue
+            out[f"exe_sha256:{name}"] = Kept(f"checksum:{name}")
+            if self.reports and name not in self.silent:
                 out[f"commit:{name}"] = Kept(f"commit:{name}")
         return out
 
@@ -339,6 +352,18 @@ class ReloadModel:
                         expect[f"fds:{name}"] = NoGrowth(f"fds:{name}", self.tolerances.fds)
                         expect[f"rss:{name}"] = NoGrowth(f"rss:{name}", self.tolerances.rss)
                 return Step(self, expect)
+            case StartWriter():
+                return Step(self._with(writing=True), {"started": True})
+            case CheckRecords():
+                expect = {
+                    "writer_exit": 0,
+                    "records": Within(1, 10**9),
+                    "lost": 0,
+                    "duplicated": 0,
+                    "out_of_order": 0,
+                    "retimed": 0,
+                }
+                return Step(self._with(writing=False), expect)
         raise TypeError(f"ReloadModel cannot apply {cmd!r}")
 
     def view(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from .driver import ReloadDriver, _zombie_children
 from .orchestrators import OrchestratorError
 from .system.fleet import BUILDER_MUTANTS, BUNDLED_SERVICES, BundledFleet, ServiceSpec
 from .system.launch import BundledOrchestrator, FleetSupervisord, OrchestratorProcess
+from .system.natsfleet import NatsFleet
 from .system.orchestrator import MUTANTS as ORCHESTRATOR_MUTANTS
 
 __all__ = ["KINDS", "MUTANTS", "FleetPool"]
@@ -52,6 +53,7 @@ class FleetPool:
         mutants: Iterable[str] = (),
         services: tuple[ServiceSpec, ...] = BUNDLED_SERVICES,
         health_within: float = 5.0,
+        fleet: NatsFleet | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ConfigurationError(
@@ -67,7 +69,16 @@ class FleetPool:
         self.kind = kind
         self.health_within = health_within
         self._orchestrator_mutants = orchestrated
-        self.fleet = BundledFleet.create(services, mutants=chosen & set(BUILDER_MUTANTS))
+        if fleet is not None and kind != "process-compose":
+            fleet.remove()
+            raise ConfigurationError(
+                "the NATS fleet runs under the bundled orchestrator: use "
+                "FleetPool('process-compose', fleet=...)"
+            )
+        # The pool owns the fleet from here (close() removes it).
+        self.fleet: BundledFleet | NatsFleet = fleet or BundledFleet.create(
+            services, mutants=chosen & set(BUILDER_MUTANTS)
+        )
         self.orchestrator: OrchestratorProcess | None = None
         try:
             self._launch()
@@ -81,6 +92,7 @@ class FleetPool:
         self.fleet.kill_leftovers()
         self._repair_binaries()
         if self.kind == "supervisord":
+            assert isinstance(self.fleet, BundledFleet)  # the NATS fleet is refused above
             self.orchestrator = FleetSupervisord.start(self.fleet)
         else:
             self.orchestrator = BundledOrchestrator.start(
@@ -108,8 +120,10 @@ class FleetPool:
         )
 
     def _release(self) -> None:
-        """End of an example: if it killed the orchestrator, its orphaned services go now (the
-        next example starts a fresh orchestrator), so none outlives the example."""
+        """End of an example: its writer stops; if it killed the orchestrator, its orphaned
+        services go now (the next example starts a fresh orchestrator), so none outlives it."""
+        if isinstance(self.fleet, NatsFleet):
+            self.fleet.stop_writer()
         if self.orchestrator is not None and self.orchestrator.identity() is None:
             self.fleet.kill_leftovers()
 
@@ -135,6 +149,8 @@ class FleetPool:
     def _repair_binaries(self) -> None:
         """Rebuild every binary that the last example deleted, corrupted or tore."""
         for spec in self.fleet.services:
+            if isinstance(self.fleet, NatsFleet) and spec.name not in self.fleet.built:
+                continue  # a client: nothing built to repair
             version = self.fleet.read_version(spec.name)
             try:
                 intact = sha256_file(self.fleet.binary(spec.name)) == version.get("checksum")
@@ -149,6 +165,8 @@ class FleetPool:
         reload)."""
         if live_identity(pid) is None:
             return False
+        if isinstance(self.fleet, NatsFleet):
+            return self.fleet.runs_its_build(name, pid)
         try:
             return exe_sha256(pid) == self.fleet.read_version(name).get("checksum")
         except OSError:

@@ -32,16 +32,20 @@ from ..strategies.reload import Cascade, Rapid
 from .commands import (
     BreakBinary,
     Build,
+    CheckRecords,
     KillOrchestratorDuringReload,
     Reload,
     ReloadMany,
     RestartOrchestrator,
     StartService,
+    StartWriter,
     StopService,
 )
 from .machine import ReloadMachine
+from .natsmachine import NatsReloadMachine
+from .system.natsfleet import NatsFleet
 
-__all__ = ["SCENARIOS", "Scenario", "ScenarioResult", "report", "run_scenario"]
+__all__ = ["NATS_SCENARIOS", "SCENARIOS", "Scenario", "ScenarioResult", "report", "run_scenario"]
 
 
 @attrs.frozen
@@ -112,6 +116,28 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
+#: The NATS fleet's (the real nats-server; a JetStream collector into Redis; run them on a pool
+#: made with ``fleet=NatsFleet...``): a broker reload, and Phase 7 -- records flow while the
+#: collector, then the broker, is reloaded; the store must hold every record the broker acked,
+#: once, in order, with its timestamp.
+NATS_SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        _single("nats"),
+        Scenario(
+            "test:reload:data:collector",
+            "Phase 7: Data Integrity",
+            (StartWriter(), Reload("collector"), CheckRecords()),
+        ),
+        Scenario(
+            "test:reload:data:broker",
+            "Phase 7: Data Integrity",
+            (StartWriter(), Build("nats"), Reload("nats"), CheckRecords()),
+        ),
+    )
+}
+
+
 @attrs.frozen
 class ScenarioResult:
     """How one scenario went: passed, seconds, and the divergence if it failed."""
@@ -125,9 +151,10 @@ class ScenarioResult:
 
 def run_scenario(name: str, pool: Any, **machine_options: Any) -> ScenarioResult:
     """Run scenario ``name`` on ``pool``'s fleet (reset first); never raises a divergence."""
-    scenario = SCENARIOS[name]
+    scenario = SCENARIOS.get(name) or NATS_SCENARIOS[name]
     start = time.perf_counter()
-    machine = ReloadMachine.on(pool, **machine_options)
+    kind = NatsReloadMachine if isinstance(pool.fleet, NatsFleet) else ReloadMachine
+    machine = kind.on(pool, **machine_options)
     try:
         machine.inspect()
         machine.model_view_matches_real()

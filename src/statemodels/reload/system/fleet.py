@@ -216,6 +216,20 @@ class BundledFleet:
             argv.append("--no-reconnect")
         return argv
 
+    def orchestrated(self) -> list[dict[str, Any]]:
+        """The services as the bundled orchestrator's config lists them."""
+        home = str(self.directory / "pc")
+        return [
+            {
+                "name": spec.name,
+                "argv": self.argv(spec.name),
+                "depends_on": list(spec.depends_on),
+                "health_socket": str(self.socket(spec.name)),
+                "working_dir": home,
+            }
+            for spec in self.services
+        ]
+
     # -- builds -------------------------------------------------------------------------------
 
     def build(self, name: str, *, honest: bool = False) -> BuildRecord:

@@ -36,6 +36,7 @@ from ..orchestrators import (
 )
 from . import orchestrator as _orchestrator_module
 from .fleet import BundledFleet
+from .natsfleet import NatsFleet
 from .orchestrator import MUTANTS as ORCHESTRATOR_MUTANTS
 
 __all__ = ["BundledOrchestrator", "FleetSupervisord", "OrchestratorProcess", "wait_all_running"]
@@ -89,7 +90,7 @@ def wait_all_running(client: Orchestrator, names: Iterable[str], timeout: float)
 class BundledOrchestrator:
     """The bundled Process Compose stand-in, serving ``<fleet>/pc/pc.sock``."""
 
-    fleet: BundledFleet
+    fleet: BundledFleet | NatsFleet
     config_path: Path
     process: Spawned
     client: ProcessComposeClient
@@ -98,7 +99,7 @@ class BundledOrchestrator:
     @classmethod
     def start(
         cls,
-        fleet: BundledFleet,
+        fleet: BundledFleet | NatsFleet,
         *,
         mutants: Iterable[str] = (),
         token: str | None = None,
@@ -116,16 +117,7 @@ class BundledOrchestrator:
             "cache_dir": str(home / "cache"),
             "backoff": 0.05,
             "max_restarts": 3,
-            "services": [
-                {
-                    "name": spec.name,
-                    "argv": fleet.argv(spec.name),
-                    "depends_on": list(spec.depends_on),
-                    "health_socket": str(fleet.socket(spec.name)),
-                    "working_dir": str(home),
-                }
-                for spec in fleet.services
-            ],
+            "services": fleet.orchestrated(),
         }
         config_path = home / "config.json"
         config_path.write_text(json.dumps(config, indent=2))

@@ -61,6 +61,7 @@ class Service:
         self.argv: list[str] = list(spec["argv"])
         self.depends_on: list[str] = list(spec.get("depends_on", ()))
         self.health: str | None = spec.get("health_socket")
+        self.health_http: str | None = spec.get("health_http")
         self.cwd: str | None = spec.get("working_dir")
         self.lock = threading.RLock()
         self.popen: subprocess.Popen[bytes] | None = None
@@ -150,7 +151,11 @@ class Orchestrator:
     def _probe(self, svc: Service, popen: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline and svc.popen is popen and popen.poll() is None:
-            if svc.health is None or _answers(svc.health):
+            if svc.health_http is not None:
+                healthy = _answers_http(svc.health_http)
+            else:
+                healthy = svc.health is None or _answers(svc.health)
+            if healthy:
                 with svc.lock:
                     if svc.popen is popen:
                         svc.is_ready = True
@@ -257,6 +262,17 @@ def _answers(path: str) -> bool:
         return False
 
 
+def _answers_http(url: str) -> bool:
+    """A health endpoint over HTTP (nats-server's ``/healthz``) answers 200."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as answer:
+            return bool(answer.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
 def _wait_exited(pid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -346,8 +362,9 @@ def _handler(orch: Orchestrator, token: str | None) -> type[http.server.BaseHTTP
 
 def main(argv: list[str]) -> int:
     """``orchestrator.py CONFIG.json``: config keys ``socket`` (path), ``services`` (name, argv,
-    depends_on, health_socket, working_dir), optional ``token``, ``mutants``, ``backoff``,
-    ``max_restarts``, ``ready_timeout``, ``cache_dir``. Stops its services on SIGTERM."""
+    depends_on, health_socket or health_http, working_dir), optional ``token``, ``mutants``,
+    ``backoff``, ``max_restarts``, ``ready_timeout``, ``cache_dir``. Stops its services on
+    SIGTERM."""
     with open(argv[1]) as fh:
         config = json.load(fh)
     orch = Orchestrator(config)
