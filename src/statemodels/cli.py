@@ -26,12 +26,14 @@ from .errors import StatemodelsError
 
 __all__ = ["main"]
 
-#: Domain → module holding its ``MUTANTS`` catalogue. Imported on demand: each pulls its driver.
+#: Domain → module holding its ``MUTANTS`` catalogue (``module:NAME`` for another name).
+#: Imported on demand: each pulls its driver.
 _CATALOGUES = {
     "register": "statemodels.register.system",
     "pggit": "statemodels.pggit.system.mutants",
     "supervisor": "statemodels.supervisor.system.mutants",
     "reload": "statemodels.reload.pool",
+    "reload-nats": "statemodels.reload.system.natsfleet:NATS_MUTANTS",
     "status2": "statemodels.status2.system.mutants",
 }
 
@@ -53,7 +55,8 @@ def _mutants(args: argparse.Namespace) -> int:
             raise StatemodelsError(
                 f"unknown domain {domain!r}: choose from {', '.join(_CATALOGUES)}"
             )
-        catalogue = importlib.import_module(_CATALOGUES[domain]).MUTANTS
+        module, _, name = _CATALOGUES[domain].partition(":")
+        catalogue = getattr(importlib.import_module(module), name or "MUTANTS")
         print(f"{domain}:")
         for name, what in sorted(catalogue.items()):
             print(f"  {name:<28} {what}")

@@ -136,6 +136,31 @@ def _reload() -> Iterator[tuple[dict[str, str], Hunter]]:
     yield MUTANTS, one
 
 
+@contextlib.contextmanager
+def _reload_nats() -> Iterator[tuple[dict[str, str], Hunter]]:
+    from .infra.redis import RedisServer
+    from .reload import NATS_MUTANTS, FleetPool, NatsFleet
+    from .reload.natsmachine import NatsReloadMachine
+
+    server = RedisServer.from_env()  # the collector's store
+
+    def one(mutant: str) -> Any:
+        fleet = NatsFleet.create(server.url, mutants={mutant})
+        with FleetPool("process-compose", fleet=fleet) as pool:
+            # Six-step examples, as the mutant tests: one writer + reload + check is four.
+            return catch_mutant(
+                lambda: NatsReloadMachine.on(pool),
+                budget="ci",
+                max_steps=_ANY_LENGTH,
+                example_steps=6,
+            )
+
+    try:
+        yield NATS_MUTANTS, one
+    finally:
+        server.stop()
+
+
 #: status2 shrinking replays real waits (heartbeats, outages): past this bound the shortest
 #: repro so far is kept, as the status2 mutant tests do for their slowest shrinkers.
 _STATUS2_SHRINK_SECONDS = 60.0
@@ -168,6 +193,7 @@ DOMAINS: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {
     "pggit": _pggit,
     "supervisor": _supervisor,
     "reload": _reload,
+    "reload-nats": _reload_nats,
     "status2": _status2,
 }
 
