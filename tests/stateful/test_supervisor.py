@@ -12,6 +12,7 @@ import os
 import socket
 import stat
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -150,6 +151,42 @@ def test_a_stopped_worker_answers_error_quickly_and_resumes() -> None:
         assert sorted(r["input_port"] for r in response["WorkerRules"]["rules"]) == [5000, 5001]
         assert ident.alive()
         assert _running_pid(client, "eth0") == pid  # never restarted while stopped
+
+
+def test_a_worker_slower_than_the_relay_s_timeout_is_asked_again_not_a_divergence() -> None:
+    """On a loaded machine a worker can miss the relay's 75 ms: the driver asks again for up
+    to a second (a correct relay said truthfully that its worker was slow); a worker that
+    stays silent is still reported."""
+    from statemodels.supervisor.driver import SLOW_WORKER_GRACE, RelayDriver
+
+    with BundledRelay.start(RelayConfig(worker_timeout=0.075)) as relay:
+        client = RelayClient(relay.socket_path)
+        rule = {
+            "input_interface": "eth0",
+            "input_group": "239.1.1.1",
+            "input_port": 5000,
+            "outputs": [{"group": "239.2.2.2", "port": 6000, "interface": "eth1"}],
+        }
+        assert "Success" in client.request({"AddRule": rule})[0]
+        pid = _running_pid(client, "eth0")
+        driver = RelayDriver(client)
+        os.kill(pid, 19)  # SIGSTOP: the worker misses two or three timeouts ...
+        resume = threading.Timer(0.25, os.kill, (pid, 18))  # ... then answers (SIGCONT)
+        resume.start()
+        try:
+            out = driver._worker_rules("eth0")
+        finally:
+            resume.join()
+        assert out.error is None and [r.input_port for r in out.values["rules"]] == [5000]
+        os.kill(pid, 19)  # stopped for good (not by the driver): reported after the grace
+        try:
+            start = time.monotonic()
+            out = driver._worker_rules("eth0")
+            waited = time.monotonic() - start
+        finally:
+            os.kill(pid, 18)
+        assert out.error == "Error" and "did not answer within" in out.detail
+        assert SLOW_WORKER_GRACE <= waited < SLOW_WORKER_GRACE + 1.0
 
 
 def test_nothing_outlives_a_relay_whose_supervisor_was_sigkilled() -> None:
