@@ -239,7 +239,10 @@ def test_nothing_outlives_a_supervisord_that_was_sigkilled() -> None:
 
 @pytest.mark.mutant
 def test_relay_machine_catches_a_seeded_bug() -> None:
-    """The sample hunt of a first run; every mutant is hunted in tests/mutants/."""
-    with RelayPool(RelayConfig(mutants=frozenset({"port-zero-accepted"}))) as pool:
-        found = catch_mutant(lambda: bundled_relay_machine(pool=pool), budget="ci", max_steps=6)
-    assert found.signature == "RelayMachine/AddRule/error:succeeded", found.signature
+    """The sample hunt of a first run; every mutant is hunted in tests/mutants/.
+
+    The quickest relay catch (a second or two): port-zero-accepted, the sample before, took
+    110-140 s, most of the README's first command."""
+    with RelayPool(RelayConfig(mutants=frozenset({"id-without-protocol"}))) as pool:
+        found = catch_mutant(lambda: bundled_relay_machine(pool=pool), budget="ci", max_steps=3)
+    assert found.signature.startswith("RelayMachine/view/rules:differs"), found.signature
