@@ -10,7 +10,8 @@ shrunk repro has and its signature::
     register/cas-blind           yes        0.01     0.09         1      1  RegisterMachine/Cas/...
 
 ``first s`` counts from the start of the hunt, building its world included (a pggit template
-install). The table is printed and written as JSON (``--json PATH``; default
+install); the parallel machines (concurrency-only mutants) report no examples to the hooks, so
+their ``first s`` and ``examples`` are ``-``. The table is printed and written as JSON (``--json PATH``; default
 ``.statemodels/hunt.json``). A mutant not caught is a row saying so, not an exception: the
 table is the point. The servers a domain needs are started here and stopped after (or attached
 to with ``STATEMODELS_REDIS_URL`` / ``STATEMODELS_PG_DSN``).
@@ -72,21 +73,41 @@ class _Watch:
 Hunter = Callable[[str], Any]  # mutant -> Divergence (raises AssertionError if not caught)
 
 
+# A concurrency-only mutant (each domain's ``CONCURRENT_ONLY``) is invisible to one client by
+# design: it is hunted by the domain's parallel machine, with the runs per program its mutant
+# test uses (a race shows in some runs of a program, not all).
+
+
 @contextlib.contextmanager
 def _register() -> Iterator[tuple[dict[str, str], Hunter]]:
     from .infra.redis import RedisServer
-    from .register import MUTANTS, RegisterDriver, RegisterMachine
+    from .register import CONCURRENT_ONLY, MUTANTS, RegisterDriver, RegisterMachine
+    from .register.parallel import (
+        RegisterConnections,
+        RegisterParallelDriver,
+        RegisterParallelMachine,
+    )
 
     server = RedisServer.from_env()
-    try:
-        yield (
-            MUTANTS,
-            lambda m: catch_mutant(
-                lambda: RegisterMachine(RegisterDriver(server, {m})),
+
+    def one(mutant: str) -> Any:
+        if mutant not in CONCURRENT_ONLY:
+            return catch_mutant(
+                lambda: RegisterMachine(RegisterDriver(server, {mutant})),
                 budget="ci",
                 max_steps=_ANY_LENGTH,
-            ),
-        )
+            )
+        with RegisterConnections(server) as kept:
+            return catch_mutant(
+                lambda: RegisterParallelMachine(
+                    RegisterParallelDriver(server, {mutant}, connections=kept)
+                ),
+                budget="ci",
+                max_steps=_ANY_LENGTH,
+            )
+
+    try:
+        yield MUTANTS, one
     finally:
         server.stop()
 
@@ -94,7 +115,8 @@ def _register() -> Iterator[tuple[dict[str, str], Hunter]]:
 @contextlib.contextmanager
 def _pggit() -> Iterator[tuple[dict[str, str], Hunter]]:
     from .infra import PostgresServer, TemplateJanitor
-    from .pggit import MUTANTS, install, machine_factory
+    from .pggit import CONCURRENT_ONLY, MUTANTS, install, machine_factory
+    from .pggit.parallel import PggitConnections, PggitParallelDriver, PggitParallelMachine
 
     server = PostgresServer.from_env()
 
@@ -103,7 +125,18 @@ def _pggit() -> Iterator[tuple[dict[str, str], Hunter]]:
         with TemplateJanitor(
             server, name="pggit_hunt", install=lambda conn: install(conn, chosen)
         ) as worlds:
-            return catch_mutant(machine_factory(worlds), budget="ci", max_steps=_ANY_LENGTH)
+            if mutant not in CONCURRENT_ONLY:
+                return catch_mutant(machine_factory(worlds), budget="ci", max_steps=_ANY_LENGTH)
+            dsn = worlds.fresh()
+            try:
+                with PggitConnections(dsn) as kept:
+                    return catch_mutant(
+                        lambda: PggitParallelMachine(PggitParallelDriver(kept), repeats=20),
+                        budget="ci",
+                        max_steps=_ANY_LENGTH,
+                    )
+            finally:
+                worlds.release(dsn)
 
     try:
         yield MUTANTS, one
@@ -113,12 +146,25 @@ def _pggit() -> Iterator[tuple[dict[str, str], Hunter]]:
 
 @contextlib.contextmanager
 def _supervisor() -> Iterator[tuple[dict[str, str], Hunter]]:
-    from .supervisor import MUTANTS, RelayConfig, RelayPool, bundled_relay_machine
+    from .supervisor import (
+        CONCURRENT_ONLY,
+        MUTANTS,
+        RelayConfig,
+        RelayPool,
+        bundled_relay_machine,
+    )
+    from .supervisor.parallel import RelayParallelDriver, RelayParallelMachine
 
     def one(mutant: str) -> Any:
         with RelayPool(RelayConfig(mutants=frozenset({mutant}))) as pool:
+            if mutant not in CONCURRENT_ONLY:
+                return catch_mutant(
+                    lambda: bundled_relay_machine(pool=pool), budget="ci", max_steps=_ANY_LENGTH
+                )
             return catch_mutant(
-                lambda: bundled_relay_machine(pool=pool), budget="ci", max_steps=_ANY_LENGTH
+                lambda: RelayParallelMachine(RelayParallelDriver(pool), repeats=20),
+                budget="ci",
+                max_steps=_ANY_LENGTH,
             )
 
     yield MUTANTS, one
@@ -258,7 +304,7 @@ def render(result: HuntResult) -> str:
     first = f"{result.first_seconds:.2f}" if result.first_seconds is not None else "-"
     return (
         f"{result.domain + '/' + result.mutant:<40} {'yes' if result.caught else 'NO':>6} "
-        f"{first:>8} {result.total_seconds:>8.2f} {result.examples:>8} "
+        f"{first:>8} {result.total_seconds:>8.2f} {result.examples or '-':>8} "
         f"{result.steps if result.steps is not None else '-':>5}  "
         f"{result.signature or result.error or ''}"
     )
