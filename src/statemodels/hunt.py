@@ -12,9 +12,9 @@ shrunk repro has and its signature::
 ``first s`` counts from the start of the hunt, building its world included (a pggit template
 install); the parallel machines (concurrency-only mutants) report no examples to the hooks, so
 their ``first s`` and ``examples`` are ``-``. The table is printed and written as JSON
-(``--json PATH``; default ``.statemodels/hunt.json``). A mutant not caught is a row saying so, not an exception: the
-table is the point. The servers a domain needs are started here and stopped after (or attached
-to with ``STATEMODELS_REDIS_URL`` / ``STATEMODELS_PG_DSN``).
+(``--json PATH``; default ``.statemodels/hunt.json``). A mutant not caught is a row saying
+so, not an exception: the table is the point. The servers a domain needs are started here
+and stopped after (or attached to with ``STATEMODELS_REDIS_URL`` / ``STATEMODELS_PG_DSN``).
 """
 
 from __future__ import annotations
