@@ -130,15 +130,19 @@ def test_relay_control_socket_is_private_and_survives_garbage() -> None:
         assert client.request("Ping")[0] == {"Success": "pong"}
 
 
+#: One rule on eth0: a relay with it runs one worker, the one these tests stop and resume.
+ETH0_RULE = {
+    "input_interface": "eth0",
+    "input_group": "239.1.1.1",
+    "input_port": 5000,
+    "outputs": [{"group": "239.2.2.2", "port": 6000, "interface": "eth1"}],
+}
+
+
 def test_a_stopped_worker_answers_error_quickly_and_resumes() -> None:
     with BundledRelay.start(RelayConfig(worker_timeout=0.075)) as relay:
         client = RelayClient(relay.socket_path)
-        rule = {
-            "input_interface": "eth0",
-            "input_group": "239.1.1.1",
-            "input_port": 5000,
-            "outputs": [{"group": "239.2.2.2", "port": 6000, "interface": "eth1"}],
-        }
+        rule = ETH0_RULE
         assert "Success" in client.request({"AddRule": rule})[0]
         pid = _running_pid(client, "eth0")
         ident = ProcessIdentity.of(pid)
@@ -161,12 +165,7 @@ def test_a_worker_slower_than_the_relay_s_timeout_is_asked_again_not_a_divergenc
 
     with BundledRelay.start(RelayConfig(worker_timeout=0.075)) as relay:
         client = RelayClient(relay.socket_path)
-        rule = {
-            "input_interface": "eth0",
-            "input_group": "239.1.1.1",
-            "input_port": 5000,
-            "outputs": [{"group": "239.2.2.2", "port": 6000, "interface": "eth1"}],
-        }
+        rule = ETH0_RULE
         assert "Success" in client.request({"AddRule": rule})[0]
         pid = _running_pid(client, "eth0")
         driver = RelayDriver(client)

@@ -61,6 +61,7 @@ __all__ = [
     "BUNDLED_SERVICES",
     "BuildRecord",
     "BundledFleet",
+    "FleetFiles",
     "ServiceSpec",
     "parse_version_file",
 ]
@@ -137,8 +138,75 @@ def _c_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+class FleetFiles:
+    """What every bundled fleet keeps on disk per service, and does with it.
+
+    Each service has ``<directory>/<name>/.bin/<name>`` (its current build) and ``.version``
+    beside it (the seeds' format). The C fleet and the NATS fleet differ in how they build and
+    what their processes report, not in where builds live or how a build is broken.
+    Subclasses provide ``directory``, ``services``, ``leftovers()`` and ``remove()``.
+    """
+
+    directory: Path
+    services: tuple[ServiceSpec, ...]
+
+    def spec(self, name: str) -> ServiceSpec:
+        for spec in self.services:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def bin_dir(self, name: str) -> Path:
+        return self.directory / name / ".bin"
+
+    def binary(self, name: str) -> Path:
+        return self.bin_dir(name) / name
+
+    def version_file(self, name: str) -> Path:
+        return self.bin_dir(name) / ".version"
+
+    def read_version(self, name: str) -> dict[str, str]:
+        """The version file of ``name`` as a dict (empty if it is missing)."""
+        try:
+            return parse_version_file(self.version_file(name).read_text())
+        except FileNotFoundError:
+            return {}
+
+    def break_binary(self, name: str, how: str = "delete") -> None:
+        """Delete (``delete``) or overwrite with garbage (``corrupt``) the binary of ``name``.
+
+        Corruption goes through a rename too: the running build keeps its own inode.
+        """
+        target = self.binary(name)
+        if how == "delete":
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+            return
+        tmp = target.with_name(f".corrupt-{name}")
+        tmp.write_bytes(b"\x7fELF-truncated-download")
+        tmp.chmod(0o755)
+        os.replace(tmp, target)
+
+    def kill_leftovers(self) -> None:
+        for proc in self.leftovers():
+            with contextlib.suppress(psutil.Error):
+                kill_tree(ProcessIdentity(proc.pid, proc.create_time()), timeout=2.0)
+
+    def leftovers(self) -> list[psutil.Process]:
+        raise NotImplementedError
+
+    def remove(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
 @attrs.define(eq=False)
-class BundledFleet:
+class BundledFleet(FleetFiles):
     """A fleet directory with its services, builds and sockets. Use :meth:`create`."""
 
     directory: Path
@@ -187,21 +255,6 @@ class BundledFleet:
         return fleet
 
     # -- paths --------------------------------------------------------------------------------
-
-    def spec(self, name: str) -> ServiceSpec:
-        for spec in self.services:
-            if spec.name == name:
-                return spec
-        raise KeyError(name)
-
-    def bin_dir(self, name: str) -> Path:
-        return self.directory / name / ".bin"
-
-    def binary(self, name: str) -> Path:
-        return self.bin_dir(name) / name
-
-    def version_file(self, name: str) -> Path:
-        return self.bin_dir(name) / ".version"
 
     def socket(self, name: str) -> Path:
         return self.directory / "run" / f"{name}.sock"
@@ -305,28 +358,6 @@ class BundledFleet:
             fh.write(text)
         os.replace(tmp, self.version_file(name))
 
-    def read_version(self, name: str) -> dict[str, str]:
-        """The version file of ``name`` as a dict (empty if it is missing)."""
-        try:
-            return parse_version_file(self.version_file(name).read_text())
-        except FileNotFoundError:
-            return {}
-
-    def break_binary(self, name: str, how: str = "delete") -> None:
-        """Delete (``delete``) or overwrite with garbage (``corrupt``) the binary of ``name``.
-
-        Corruption goes through a rename too: the running build keeps its own inode.
-        """
-        target = self.binary(name)
-        if how == "delete":
-            with contextlib.suppress(FileNotFoundError):
-                target.unlink()
-            return
-        tmp = target.with_name(f".corrupt-{name}")
-        tmp.write_bytes(b"\x7fELF-truncated-download")
-        tmp.chmod(0o755)
-        os.replace(tmp, target)
-
     reports = True
 
     def report(self, name: str, timeout: float = 0.5) -> dict[str, Any] | None:
@@ -360,11 +391,6 @@ class BundledFleet:
                     out.append(proc)
         return out
 
-    def kill_leftovers(self) -> None:
-        for proc in self.leftovers():
-            with contextlib.suppress(psutil.Error):
-                kill_tree(ProcessIdentity(proc.pid, proc.create_time()), timeout=2.0)
-
     def remove(self) -> None:
         """Kill any service still running a build of this fleet, then remove the directory."""
         if self._removed:
@@ -374,12 +400,6 @@ class BundledFleet:
             self.kill_leftovers()
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
 
 
 def services_by_name(services: Iterable[ServiceSpec]) -> Mapping[str, ServiceSpec]:

@@ -44,7 +44,7 @@ import tempfile
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import attrs
 import psutil
@@ -53,16 +53,14 @@ from ...engine import check_mutants
 from ...errors import MissingBinaryError
 from ...infra.ports import free_port
 from ...infra.processes import (
-    ProcessIdentity,
     Spawned,
     exe_path,
-    kill_tree,
     live_descendants,
     scratch_dir,
     sha256_file,
     spawn,
 )
-from .fleet import BuildRecord, ServiceSpec, parse_version_file
+from .fleet import BuildRecord, FleetFiles, ServiceSpec
 
 __all__ = ["NATS_MUTANTS", "NATS_SERVICES", "NatsFleet", "find_nats_server"]
 
@@ -143,7 +141,7 @@ def _now_iso() -> str:
 
 
 @attrs.define(eq=False)
-class NatsFleet:
+class NatsFleet(FleetFiles):
     """A fleet directory with a nats-server build, its clients' status files and the store.
 
     Use :meth:`create`. ``redis_url`` is the store the collector writes (the session's Redis);
@@ -209,21 +207,6 @@ class NatsFleet:
     @property
     def store_key(self) -> str:
         return f"statemodels:nats:{self.directory.name}"
-
-    def spec(self, name: str) -> ServiceSpec:
-        for spec in self.services:
-            if spec.name == name:
-                return spec
-        raise KeyError(name)
-
-    def bin_dir(self, name: str) -> Path:
-        return self.directory / name / ".bin"
-
-    def binary(self, name: str) -> Path:
-        return self.bin_dir(name) / name
-
-    def version_file(self, name: str) -> Path:
-        return self.bin_dir(name) / ".version"
 
     def status_file(self, name: str) -> Path:
         return self.directory / "run" / f"{name}.json"
@@ -294,23 +277,6 @@ class NatsFleet:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-
-    def read_version(self, name: str) -> dict[str, str]:
-        try:
-            return parse_version_file(self.version_file(name).read_text())
-        except FileNotFoundError:
-            return {}
-
-    def break_binary(self, name: str, how: str = "delete") -> None:
-        target = self.binary(name)
-        if how == "delete":
-            with contextlib.suppress(FileNotFoundError):
-                target.unlink()
-            return
-        tmp = target.with_name(f".corrupt-{name}")
-        tmp.write_bytes(b"\x7fELF-truncated-download")
-        tmp.chmod(0o755)
-        os.replace(tmp, target)
 
     # -- what the processes report ------------------------------------------------------------
 
@@ -456,11 +422,6 @@ class NatsFleet:
                     out.append(proc)
         return out
 
-    def kill_leftovers(self) -> None:
-        for proc in self.leftovers():
-            with contextlib.suppress(psutil.Error):
-                kill_tree(ProcessIdentity(proc.pid, proc.create_time()), timeout=2.0)
-
     def remove(self) -> None:
         """Stop the writer, kill any process of this fleet, drop its store key and directory."""
         if self._removed:
@@ -480,9 +441,3 @@ class NatsFleet:
                 client.close()
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
