@@ -113,6 +113,29 @@ EQUIVALENT_RULES: tuple[tuple[str, str, str, str, str], ...] = (
         "",
         "'is not' made '!=': as for 'is' made '==', identity either way",
     ),
+    # -- status2's service.py -----------------------------------------------------------------
+    (
+        "status2",
+        "service.py",
+        "core/ReplaceBinaryOperator_BitOr_",
+        "",
+        "every '|' in service.py is in an annotation ('Response | None', 'float | None'): of a "
+        "signature under 'from __future__ import annotations', or of a local, never evaluated",
+    ),
+    *(
+        (
+            "status2",
+            "service.py",
+            op,
+            "",
+            "'is'/'is not' made '=='/'!=': service.py compares only with None and with the "
+            "IntEnum member State.OPEN, where equality is identity",
+        )
+        for op in (
+            "core/ReplaceComparisonOperator_Is_Eq",
+            "core/ReplaceComparisonOperator_IsNot_NotEq",
+        )
+    ),
 )
 
 
