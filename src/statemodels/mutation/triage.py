@@ -62,6 +62,8 @@ EQUIVALENT: dict[str, str] = {
     "status2/service:NumberReplacer:36": "max_message <= 1 replaces a max message size of 1 "
     "with the default: ServiceConfig's is 4096 (it only allows positive sizes, the machine "
     "never asks for 1)",
+    "status2/service:NumberReplacer:37": "max_message <= -1 keeps a size of 0: ServiceConfig "
+    "only allows positive sizes",
     "status2/service:ReplaceBinaryOperator_Sub_Mod:0": "now % last_seen is now - last_seen "
     "while last_seen <= now < 2 * last_seen (both time.monotonic(), seconds since boot): the "
     "two differ only once now - last_seen > last_seen, long after the pong timeout (600 ms "
@@ -84,6 +86,8 @@ EQUIVALENT: dict[str, str] = {
     "timeout <= 0: with a positive request timeout (ServiceConfig allows no other) it is kept "
     "either way, unless the no-request-timeout catalogue mutant is on, which this switches "
     "off; " + _CATALOGUE,
+    "status2/service:ReplaceComparisonOperator_LtE_Eq:2": "timeout == 0 for timeout <= 0: "
+    "'not timeout' already drops 0, and the request timeout is positive in every config",
     "status2/service:NumberReplacer:43": "redis-py's pool of 4095 connections instead of 4096: "
     "one per socket, and the machine opens a handful",
 }
@@ -163,6 +167,22 @@ EQUIVALENT_RULES: tuple[tuple[str, str, str, str, str], ...] = (
         "",
         "every '|' in service.py is in an annotation ('Response | None', 'float | None'): of a "
         "signature under 'from __future__ import annotations', or of a local, never evaluated",
+    ),
+    *(
+        (
+            "status2",
+            "service.py",
+            "core/NumberReplacer",
+            line,
+            "a STATUS_* default (or its fallback for 0 or a non-positive size) the launcher always "
+            "overrides: ServiceConfig.env passes every setting, each positive",
+        )
+        for line in (
+            'duration("',
+            'integer("',
+            "return default_ms / 1000",
+            "self.max_message = 64 * 1024",
+        )
     ),
     *(
         (
