@@ -175,9 +175,12 @@ EQUIVALENT_RULES: tuple[tuple[str, str, str, str, str], ...] = (
             "core/NumberReplacer",
             line,
             "a STATUS_* default (or its fallback for 0 or a non-positive size) the launcher always "
-            "overrides: ServiceConfig.env passes every setting, each positive",
+            "overrides (ServiceConfig.env passes every setting, each positive), or a limit no run "
+            "comes near (4096 pooled Redis connections, a 10 s WebSocket handshake)",
         )
         for line in (
+            "max_connections=4096,",  # redis-py's pool: one per socket, the machine opens few
+            "open_timeout=10,",  # the handshake timeout: handshakes here take milliseconds
             'duration("',
             'integer("',
             "return default_ms / 1000",
