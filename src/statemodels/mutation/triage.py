@@ -88,6 +88,11 @@ EQUIVALENT: dict[str, str] = {
     "off; " + _CATALOGUE,
     "status2/service:ReplaceComparisonOperator_LtE_Eq:2": "timeout == 0 for timeout <= 0: "
     "'not timeout' already drops 0, and the request timeout is positive in every config",
+    **dict.fromkeys(
+        ("status2/service:NumberReplacer:68", "status2/service:NumberReplacer:69"),
+        "backoff's exponent capped at 11 or 9 instead of 10: it matters from attempt 10 on, "
+        "max_retries is 3, and retry_max (2 x retry_base) caps the ceiling from attempt 2",
+    ),
     "status2/service:NumberReplacer:43": "redis-py's pool of 4095 connections instead of 4096: "
     "one per socket, and the machine opens a handful",
 }
@@ -104,6 +109,10 @@ KNOWN_GAPS: dict[str, str] = {
     "subscribe fails retries once more before giving up; but the machine's outage is one step "
     "(Redis down until every socket gave up) and no Connect meets a Redis that is down, so "
     "every socket has had its first ack (attempt = 0) before any error",
+    "status2/service:ReplaceBinaryOperator_Add_Mod:2": "backoff base % U[0, ceiling - base] "
+    "(below the base, often ~0) for base + U[...]: the machine bounds neither how soon a "
+    "socket redials nor how soon it gives up after an outage (only their spread, with >= 4 "
+    "sockets)",
     "status2/service:AddNot:29": "backoff without jitter (the catalogue's no-jitter, made "
     "the default): its symptom needs an outage with >= 4 sockets open, which the machine's "
     "examples rarely reach (NOT_YET_CAUGHT in tests/mutants/test_status2_mutants.py)",
