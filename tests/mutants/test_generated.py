@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import statemodels
-from statemodels.mutation import relay, run_system, sql
+from statemodels.mutation import python, relay, run_system, sql
 from statemodels.mutation.triage import EQUIVALENT, KNOWN_GAPS, equivalent_reason
 
 _ROOT = Path(statemodels.__file__).resolve().parent.parent
@@ -67,9 +67,41 @@ def test_relay_mutants_are_written_into_a_scratch_copy_never_the_work_tree() -> 
     assert real.read_text(encoding="utf-8") == before
 
 
+def test_status2_mutants_are_written_into_a_scratch_copy_never_the_work_tree() -> None:
+    real = _ROOT / "statemodels/status2/system/service.py"
+    before = real.read_text(encoding="utf-8")
+    with python.scratch_copy(_ROOT) as root:
+        found = python.mutants(root, python.STATUS2)
+        assert len(found) > 400 and len({m.id for m in found}) == len(found)
+        assert {m.file for m in found} == {"service.py"}  # not launch.py: it runs in the test
+        assert all(m.id.startswith("service:") for m in found)
+        mutant = next(m for m in found if m.operator == "core/ReplaceComparisonOperator_Gt_Eq")
+        copy = root / "statemodels/status2/system/service.py"
+        # The launcher starts the service.py next to the launch.py it was imported from: the
+        # judge, whose PYTHONPATH is the copy, runs the mutated file.
+        assert mutant.path == "statemodels/status2/system/service.py"
+        original = copy.read_text(encoding="utf-8")
+        with python.applied(root, mutant) as diff:
+            assert copy.read_text(encoding="utf-8") != original
+            assert ">" in diff and "==" in diff
+            assert not (copy.parent / "__pycache__").exists()
+        assert copy.read_text(encoding="utf-8") == original
+    assert not root.exists()
+    assert real.read_text(encoding="utf-8") == before
+
+
+def test_relay_mutant_ids_are_the_generic_generators() -> None:
+    with python.scratch_copy(_ROOT) as root:
+        generic = python.mutants(root, python.RELAY)
+        assert relay.mutants(root) == generic
+    assert {m.file for m in generic} == set(relay.FILES)
+
+
 def test_every_triage_entry_names_a_generated_mutant() -> None:
-    with relay.scratch_copy(_ROOT) as root:
-        generated = {f"relay/{m.id}" for m in relay.mutants(root)}
+    with python.scratch_copy(_ROOT) as root:
+        generated = {
+            f"{name}/{m.id}" for name, s in python.SYSTEMS.items() for m in python.mutants(root, s)
+        }
     generated |= {f"pggit/{m.id}" for m in sql.mutants(_SQL)}
     assert sorted((set(EQUIVALENT) | set(KNOWN_GAPS)) - generated) == []
 
@@ -96,26 +128,34 @@ def test_a_sample_of_generated_mutants_is_killed_at_ci() -> None:
 @pytest.mark.sweep
 def test_a_wide_sample_of_generated_mutants_is_killed_at_ci() -> None:
     # The weekly sweep: five times the CI sample (the full score is benchmarks/bench_mutation.py).
-    _judge_sample(n_pggit=40, n_relay=30)
+    # status2 only here: a surviving status2 mutant costs a full ci run (~2.5 min idle).
+    _judge_sample(n_pggit=40, n_relay=30, n_status2=15)
 
 
-def _judge_sample(*, n_pggit: int, n_relay: int) -> None:
+def _judge_sample(*, n_pggit: int, n_relay: int, n_status2: int = 0) -> None:
     """Judge a fixed-seed sample of each system's generated mutants: every one must be killed."""
-    with relay.scratch_copy(_ROOT) as root:
-        relay_found = relay.mutants(root)
+    with python.scratch_copy(_ROOT) as root:
+        relay_found = python.mutants(root, python.RELAY)
+        status2_found = python.mutants(root, python.STATUS2)
     samples = {
         "pggit": _sample("pggit", list(sql.mutants(_SQL)), n_pggit, seed=20261201),
         "relay": _sample("relay", list(relay_found), n_relay, seed=20261201),
     }
+    if n_status2:
+        samples["status2"] = _sample("status2", list(status2_found), n_status2, seed=20261201)
+    machines = {"relay": "RelayMachine/", "pggit": "PggitMachine/", "status2": "Status2Machine/"}
     for system, only in samples.items():
-        # A generous limit: a kill under load can take minutes; only a survivor waits it out.
-        report = run_system(system, only=only, baseline=False, timeout=240)
+        # A generous limit: a kill under load can take minutes; only a survivor waits it out
+        # (status2's ci run alone is ~160 s idle).
+        report = run_system(
+            system, only=only, baseline=False, timeout=480 if system == "status2" else 240
+        )
         print(report.summary())
         counts = report.counts()
         assert counts["stillborn"] + counts["killed"] == len(only), [
             (r.id, r.verdict) for r in report.results if r.verdict not in ("killed", "stillborn")
         ]
-        machine = "RelayMachine/" if system == "relay" else "PggitMachine/"
+        machine = machines[system]
         for result in report.results:
             if result.verdict == "killed":
                 # Killed by the machine, not by a side effect. A run Hypothesis calls flaky
@@ -123,4 +163,5 @@ def _judge_sample(*, n_pggit: int, n_relay: int) -> None:
                 # relay AddNot:52, FlakyStrategyDefinition), and the ordinary machine test fails
                 # on it too.
                 shown = (result.signature or "").removeprefix("flaky: ")
-                assert shown.startswith((machine, "Flaky")), result
+                # A status2 that never answers /health fails the ordinary test's fixture too.
+                assert shown.startswith((machine, "Flaky", "no start:")), result

@@ -6,7 +6,10 @@ does (a :class:`RelayPool` of bundled relays, the ``ci`` budget) against whateve
 first on ``PYTHONPATH`` -- the runner points it at a scratch copy holding one mutant.
 ``python -m statemodels.mutation.judge pggit --sql FILE --dsn DSN`` runs the pggit machine as
 ``test_pggit_machine_against_the_bundled_system`` does, on a template installed from ``FILE``
-on the server at ``DSN``.
+on the server at ``DSN``. ``python -m statemodels.mutation.judge status2`` runs the status2
+machine as ``tests/stateful/test_status2.py::test_status2_agrees_with_its_model`` does: the
+bundled service (``service.py`` of the same copy) on a Redis of its own, which the machine kills
+and restarts.
 
 Two differences from the tests, neither of which changes a verdict: no shrinking (a mutant is
 killed by its first divergence; the repro is not needed) and a fixed seed (``derandomize``), so
@@ -19,6 +22,7 @@ Prints one JSON line: ``{"verdict": "killed"|"survived"|"stillborn", "signature"
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -33,7 +37,7 @@ import statemodels
 from ..engine import Divergence, run_machine
 from ..engine.runner import divergences_in
 
-__all__ = ["judge_pggit", "judge_relay", "main"]
+__all__ = ["judge_pggit", "judge_relay", "judge_status2", "main"]
 
 _NO_SHRINK: dict[str, Any] = {
     "phases": (Phase.explicit, Phase.reuse, Phase.generate),
@@ -67,6 +71,23 @@ def judge_relay() -> dict[str, Any]:
     return _verdict(run)
 
 
+def judge_status2() -> dict[str, Any]:
+    from ..errors import ServerError
+    from ..infra.redis import RedisServer
+    from ..status2 import bundled_machine, bundled_status2
+
+    with contextlib.ExitStack() as stack:
+        server = RedisServer.start()  # owned: the machine's outages kill and restart it
+        stack.callback(server.stop)
+        try:
+            service = stack.enter_context(bundled_status2(server))
+        except ServerError as exc:  # the mutated service never answers /health
+            return {"verdict": "killed", "signature": f"no start: {str(exc)[:160]}"}
+        return _verdict(
+            lambda: run_machine(lambda: bundled_machine(service, server), budget="ci", **_NO_SHRINK)
+        )
+
+
 def judge_pggit(sql_file: Path, dsn: str) -> dict[str, Any]:
     import psycopg
 
@@ -88,7 +109,7 @@ def judge_pggit(sql_file: Path, dsn: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m statemodels.mutation.judge")
-    p.add_argument("system", choices=("relay", "pggit"))
+    p.add_argument("system", choices=("relay", "pggit", "status2"))
     p.add_argument("--sql", type=Path, help="pggit: the script to install")
     p.add_argument("--dsn", help="pggit: a server to build the template on (CREATEDB)")
     args = p.parse_args(argv)
@@ -98,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.sql is None or not args.dsn:
             p.error("pggit needs --sql FILE and --dsn DSN")
         result = judge_pggit(args.sql, args.dsn)
+    elif args.system == "status2":
+        result = judge_status2()
     else:
         result = judge_relay()
     result["package"] = str(Path(statemodels.__file__).resolve().parent)

@@ -3,6 +3,7 @@
 ::
 
     python -m statemodels.mutation pggit --sample 10 --seed 1      # a sample, ~2 min
+    python -m statemodels.mutation status2 --sample 5 --seed 1     # a sample, ~5 min
     python -m statemodels.mutation relay pggit --json mutation.json # everything (weekly)
     python benchmarks/bench_mutation.py --sample 40                 # the same, as a benchmark
 
@@ -39,13 +40,13 @@ import attrs
 import statemodels
 
 from ..errors import ConfigurationError, StatemodelsError
-from . import relay as relay_mutants
+from . import python as py_mutants
 from . import sql as sql_mutants
 from .triage import EQUIVALENT, equivalent_reason
 
 __all__ = ["Result", "SystemReport", "main", "run_system"]
 
-SYSTEMS = ("relay", "pggit")
+SYSTEMS = ("relay", "pggit", "status2")
 VERDICTS = ("killed", "survived", "timed out", "equivalent", "stillborn")
 _PACKAGE_ROOT = Path(statemodels.__file__).resolve().parent.parent
 
@@ -186,16 +187,17 @@ def run_system(
     judge_equivalent: bool = False,
     log: Any = None,
 ) -> SystemReport:
-    """Generate, judge and score the mutants of one bundled system (``relay`` or ``pggit``)."""
+    """Generate, judge and score the mutants of one bundled system (one of :data:`SYSTEMS`)."""
     if system not in SYSTEMS:
         raise ConfigurationError(f"unknown system {system!r}; choose one of {SYSTEMS}")
     log = log or functools.partial(print, flush=True)
     with contextlib.ExitStack() as stack:
         # Both judges import statemodels from a snapshot: editing the work tree while a long
         # run goes on changes neither the mutants nor the machines judging them.
-        root = stack.enter_context(relay_mutants.scratch_copy(_PACKAGE_ROOT))
-        if system == "relay":
-            generated: list[Any] = relay_mutants.mutants(root)
+        root = stack.enter_context(py_mutants.scratch_copy(_PACKAGE_ROOT))
+        python = py_mutants.SYSTEMS.get(system)
+        if python is not None:
+            generated: list[Any] = py_mutants.mutants(root, python)
         else:
             dsn = stack.enter_context(_postgres())
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="statemodels-")))
@@ -220,7 +222,7 @@ def run_system(
         limit = timeout or 600.0
         base_seconds = None
         if baseline:
-            verdict, sig, base_seconds = judge([] if system == "relay" else pggit_args(source))
+            verdict, sig, base_seconds = judge([] if python else pggit_args(source))
             log(f"{system}: baseline {verdict} in {base_seconds:.1f}s")
             if verdict != "survived":
                 raise StatemodelsError(
@@ -242,8 +244,8 @@ def run_system(
             if why and not judge_equivalent:
                 results.append(Result(mutant.id, mutant.description, "equivalent", why))
                 continue
-            if system == "relay":
-                with relay_mutants.applied(root, mutant) as diff:
+            if python is not None:
+                with py_mutants.applied(root, mutant) as diff:
                     verdict, sig, took = judge([])
             else:
                 diff = mutant.description
@@ -266,7 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m statemodels.mutation",
         description="Generated mutants of the bundled systems, judged by their machines at ci.",
     )
-    p.add_argument("systems", nargs="*", metavar="SYSTEM", help="relay, pggit (default: both)")
+    p.add_argument(
+        "systems", nargs="*", metavar="SYSTEM", help="relay, pggit, status2 (default: all)"
+    )
     p.add_argument("--sample", type=int, help="judge N mutants per system, drawn with --seed")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, help="seconds per mutant (default 3x baseline)")
@@ -314,8 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _list(system: str) -> list[Any]:
-    if system == "relay":
-        with relay_mutants.scratch_copy(_PACKAGE_ROOT) as root:
-            return list(relay_mutants.mutants(root))
+    if system in py_mutants.SYSTEMS:
+        with py_mutants.scratch_copy(_PACKAGE_ROOT) as root:
+            return list(py_mutants.mutants(root, py_mutants.SYSTEMS[system]))
     source = (_PACKAGE_ROOT / "statemodels/pggit/system/pggit.sql").read_text(encoding="utf-8")
     return list(sql_mutants.mutants(source))
