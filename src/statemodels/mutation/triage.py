@@ -113,9 +113,6 @@ KNOWN_GAPS: dict[str, str] = {
     "(below the base, often ~0) for base + U[...]: the machine bounds neither how soon a "
     "socket redials nor how soon it gives up after an outage (only their spread, with >= 4 "
     "sockets)",
-    "status2/service:AddNot:29": "backoff without jitter (the catalogue's no-jitter, made "
-    "the default): its symptom needs an outage with >= 4 sockets open, which the machine's "
-    "examples rarely reach (NOT_YET_CAUGHT in tests/mutants/test_status2_mutants.py)",
 }
 
 #: ``(system, file, operator prefix, text on the edited line, reason)``: every mutant matching
