@@ -7,6 +7,7 @@ the contract that a machine run only touches by chance (origins unset, /health, 
 from __future__ import annotations
 
 import http.client
+import threading
 import time
 from collections.abc import Iterator
 
@@ -19,7 +20,7 @@ from statemodels.infra.redis import RedisServer
 from statemodels.pytest_plugin import long_lived
 from statemodels.status2 import ServiceConfig, Status2Service, bundled_machine, bundled_status2
 from statemodels.status2.clients import ClientLoop
-from statemodels.status2.commands import Connect, Publish
+from statemodels.status2.commands import Connect, Heartbeat, Publish
 from statemodels.status2.target import UserTarget, parse_config
 
 
@@ -68,6 +69,30 @@ def test_a_client_we_starve_may_be_cut_and_that_is_no_divergence(status2, status
         machine.perform(Connect("/r1:status"))
         machine.perform(Publish("r1:status", b"to the new one"))
         assert machine.status2.clients[2].frames == [("status", "to the new one")]
+    finally:
+        machine.teardown()
+
+
+def test_a_client_starved_during_its_heartbeat_is_not_the_heartbeat_s_cut(status2, status2_redis):
+    """Answering ``PONG`` while our loop starves: the cut is ours, not the word's."""
+    machine = bundled_machine(status2, status2_redis)
+    try:
+        machine.perform(Connect("/r1:status"))
+
+        async def starve() -> None:
+            # A pong timeout and a bit: the loop wakes inside the heartbeat's wait and reads
+            # the cut there (a longer stall would end after the wait, as a plain cut).
+            time.sleep((status2.config.pong_timeout_ms + 100) / 1000)
+
+        blocker = threading.Timer(0.05, machine.status2.loop.call, (starve(), 5.0))
+        blocker.start()
+        try:
+            machine.perform(Heartbeat(0, "PONG"))  # a Divergence (cut: differs) would raise
+        finally:
+            blocker.join()
+        assert machine.status2.clients[0].close_code == 1000
+        machine.perform(Publish("r1:status", b"after"))
+        assert machine.state.open_sockets() == []
     finally:
         machine.teardown()
 

@@ -287,6 +287,10 @@ class Status2Driver:
         silent = (client.closed_at - client.last_pong) * 1000
         if client.channel:
             self._settle([client.channel])
+        if self.starved(client):
+            # Cut because our loop starved it, not for the word it answered: not the
+            # heartbeat's cut. The streams check lets the hangup pass; the model adopts it.
+            return Outcome.ok(cut=False, starved=True, silent_ms=round(silent, 1))
         return Outcome.ok(cut=True, silent_ms=round(silent, 1))
 
     def _ClientClose(self, cmd: ClientClose) -> Outcome:
@@ -405,13 +409,15 @@ class Status2Driver:
         A correct service cuts a client that sent no pong for ``pong_timeout``. On a loaded
         machine our client's thread can get no CPU (or no GIL) for that long: its pings wait
         unread, and the cut is the service's right, not a divergence. The excuse is one-sided
-        and narrow: the client was answering (word ``pong``), the cut is a hangup with 1000,
+        and narrow: the client was answering (a word a correct service counts: ``pong`` or
+        ``init``, any case), the cut is a hangup with 1000,
         and its loop stalled, within the last ``pong_timeout + ping`` before the hangup, for at
         least ``pong_timeout - 2 * ping`` (a pong is due every ping; one period of slack).
         A service that cuts answering clients, or stops pinging, on an idle machine is still
         caught: there was no stall.
         """
-        if client.word != "pong" or client.hangup_at is None or client.close_code != 1000:
+        answering = client.word is not None and client.word.lower() in ("pong", "init")
+        if not answering or client.hangup_at is None or client.close_code != 1000:
             return False
         cfg = self.config
         window = (cfg.pong_timeout_ms + cfg.ping_ms) / 1000
