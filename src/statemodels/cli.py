@@ -155,8 +155,21 @@ def _hunt(args: argparse.Namespace) -> int:
         done.append(result)
         hunt.write_json(done, args.json)  # an interrupted hunt keeps the rows it has
 
+    from .infra.lifeline import start_run, unwind_on_sigterm
+
+    # As a pytest run does: what the hunt starts is marked and dies with it, also when the hunt
+    # is killed (a lifeline), and SIGTERM (a time limit) unwinds it like Ctrl-C.
+    lifeline, _ = start_run()
+    unwind_on_sigterm()
     print(hunt.HEADER, flush=True)
-    results = hunt.hunt(domains, only=args.mutant or None, on_result=row)
+    try:
+        results = hunt.hunt(domains, only=args.mutant or None, on_result=row)
+    except KeyboardInterrupt:
+        print(f"interrupted: the {len(done)} row(s) so far are in {args.json}", file=sys.stderr)
+        return 130
+    finally:
+        if lifeline is not None:
+            lifeline.close()
     path = hunt.write_json(results, args.json)
     caught = sum(r.caught for r in results)
     print(f"{caught} of {len(results)} mutants caught; table written to {path}")

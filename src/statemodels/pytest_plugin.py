@@ -121,14 +121,14 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_AUDIT_FAILED] = []
     # Orphans of daemonising children are re-parented to us, so the audit can see and reap them.
-    from .infra.lifeline import start_run
+    from .infra.lifeline import start_run, unwind_on_sigterm
     from .infra.processes import become_subreaper
 
     become_subreaper()
     lifeline, swept = start_run()
     config.stash[_LIFELINE] = lifeline
     config.stash[_SWEPT] = swept.describe() if swept else ""
-    _unwind_on_sigterm()
+    unwind_on_sigterm()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -145,29 +145,6 @@ def pytest_keyboard_interrupt(excinfo: Any) -> None:
 def _lifeline_pids(config: pytest.Config) -> set[int]:
     lifeline = config.stash.get(_LIFELINE, None)
     return {lifeline.pid} if lifeline is not None else set()
-
-
-def _unwind_on_sigterm() -> None:
-    """Make SIGTERM (a CI job's timeout, ``kill``) unwind the run like Ctrl-C.
-
-    Python's default SIGTERM ends the process on the spot: no fixture teardown, no ``with``
-    block's exit, so a run's servers die with it (they are tied to us) but their temp dirs stay.
-    Raised as KeyboardInterrupt, the signal stops the run the way pytest stops on Ctrl-C, and
-    every teardown runs on the way out. A handler someone else installed is left alone.
-    """
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends us at once
-        raise KeyboardInterrupt("SIGTERM: stopping, and tearing down what the run started")
-
-    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _use_shared_example_database(repository: str | None) -> None:

@@ -37,3 +37,37 @@ def test_every_domain_with_a_catalogue_has_a_hunt() -> None:
 
     assert sorted(hunt.DOMAINS) == sorted(cli._CATALOGUES)
     assert {"register", "pggit", "supervisor", "reload", "status2"} <= set(hunt.DOMAINS)
+
+
+def test_a_hunt_stopped_by_sigterm_leaves_no_server_behind(tmp_path: Path) -> None:
+    """A time limit's SIGTERM unwinds the hunt: its Redis and service are stopped, and it
+    says where the rows so far are (a hunt killed this way once left both running)."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    argv = [sys.executable, "-m", "statemodels.cli", "hunt", "status2"]
+    argv += ["--mutant", "no-read-limit", "--json", str(tmp_path / "h.json")]
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        started: list[psutil.Process] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+            "service.py" in " ".join(p.cmdline()) for p in started
+        ):
+            time.sleep(0.2)
+            started = psutil.Process(proc.pid).children(recursive=True)
+        assert started, "the hunt never started its service"
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and "interrupted" in err, err
+    _, alive = psutil.wait_procs(started, timeout=5)
+    assert not alive, [p.cmdline() for p in alive]

@@ -53,6 +53,7 @@ __all__ = [
     "start_run",
     "sweep_dead_runs",
     "sweep_run",
+    "unwind_on_sigterm",
 ]
 
 RUN_ENV = "STATEMODELS_RUN"
@@ -355,6 +356,29 @@ class Lifeline:
             self._write_fd = -1
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._popen.wait(timeout)
+
+
+def unwind_on_sigterm() -> None:
+    """Make SIGTERM (a CI job's timeout, ``kill``) unwind the run like Ctrl-C.
+
+    Python's default SIGTERM ends the process on the spot: no fixture teardown, no ``with``
+    block's exit, so a run's servers die with it (they are tied to us) but their temp dirs stay.
+    Raised as KeyboardInterrupt, the signal stops the run the way pytest stops on Ctrl-C, and
+    every teardown runs on the way out. A handler someone else installed is left alone.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends us at once
+        raise KeyboardInterrupt("SIGTERM: stopping, and tearing down what the run started")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def start_run() -> tuple[Lifeline | None, Swept]:
