@@ -193,7 +193,17 @@ class FleetFiles:
                 kill_tree(ProcessIdentity(proc.pid, proc.create_time()), timeout=2.0)
 
     def leftovers(self) -> list[psutil.Process]:
-        raise NotImplementedError
+        """Our descendants that belong to this fleet (orphans of a killed orchestrator)."""
+        out = []
+        for proc in live_descendants():
+            with contextlib.suppress(OSError, psutil.Error):
+                if self._is_ours(proc):
+                    out.append(proc)
+        return out
+
+    def _is_ours(self, proc: psutil.Process) -> bool:
+        """A process runs one of this fleet's builds (its exe lives under the directory)."""
+        return exe_path(proc.pid).startswith(str(self.directory))
 
     def remove(self) -> None:
         raise NotImplementedError
@@ -380,16 +390,6 @@ class BundledFleet(FleetFiles):
         return self.report(name, timeout) is not None
 
     # -- lifetime -----------------------------------------------------------------------------
-
-    def leftovers(self) -> list[psutil.Process]:
-        """Our descendants that run a binary of this fleet (orphans of a killed orchestrator)."""
-        root = str(self.directory)
-        out = []
-        for proc in live_descendants():
-            with contextlib.suppress(OSError, psutil.Error):
-                if exe_path(proc.pid).startswith(root):
-                    out.append(proc)
-        return out
 
     def remove(self) -> None:
         """Kill any service still running a build of this fleet, then remove the directory."""

@@ -410,17 +410,10 @@ class NatsFleet(FleetFiles):
 
     # -- lifetime -----------------------------------------------------------------------------
 
-    def leftovers(self) -> list[psutil.Process]:
-        """Our descendants of this fleet: broker builds and clients (by their command line)."""
+    def _is_ours(self, proc: psutil.Process) -> bool:
+        """Broker builds (by exe) and the Python clients (by their command line)."""
         root = str(self.directory)
-        out = []
-        for proc in live_descendants():
-            with contextlib.suppress(OSError, psutil.Error):
-                if exe_path(proc.pid).startswith(root) or any(
-                    arg.startswith(root) for arg in proc.cmdline()
-                ):
-                    out.append(proc)
-        return out
+        return super()._is_ours(proc) or any(arg.startswith(root) for arg in proc.cmdline())
 
     def remove(self) -> None:
         """Stop the writer, kill any process of this fleet, drop its store key and directory."""
