@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import math
 import signal
 import socket
 import threading
@@ -59,6 +61,8 @@ __all__ = [
     "clear_relay",
 ]
 
+
+_log = logging.getLogger(__name__)
 
 #: How long a worker that misses the relay's own worker timeout is asked again (see
 #: ``RelayDriver._worker_rules``).
@@ -231,6 +235,9 @@ class RelayDriver:
         self._on_close = on_close
         #: interface -> CLOCK_BOOTTIME when its last restart was provoked (kill, term, first add)
         self.marks: dict[str, float] = {}
+        #: interface -> every worker seen started since its mark, with its start (see
+        #: :meth:`worker_status`): the restart the schedule times, even if it exits again.
+        self._seen_since_mark: dict[str, dict[ProcessIdentity, float]] = {}
         self._stopped: dict[str, ProcessIdentity] = {}
         #: CLOCK_BOOTTIME just before the last AddRule was sent
         self.sent_at = 0.0
@@ -247,6 +254,7 @@ class RelayDriver:
         """Note ``at`` (default: now) as the moment a (re)spawn of ``iface`` was provoked, e.g.
         when the AddRule that created its worker was sent; kills are marked by the driver."""
         self.marks[iface] = boottime() if at is None else at
+        self._seen_since_mark.pop(iface, None)
         sent = at is not None and at == self.sent_at
         self._stall_marks[iface] = self._sent_stall if sent else self._stall_mark()
 
@@ -374,6 +382,7 @@ class RelayDriver:
         if not send_signal(ident, _SIGNALS[sig]):
             return Outcome.failed("no-worker", f"worker {ident} vanished before {sig}")
         self.marks[iface] = provoked
+        self._seen_since_mark.pop(iface, None)
         self._stall_marks[iface] = stall
         self._stopped.pop(iface, None)
         # Return once it is really dead (a zombie counts), so the next step sees a dead worker.
@@ -432,12 +441,30 @@ class RelayDriver:
         Running pids."""
         response, _ = self.client.request("ListWorkers")
         fields = self._workers(response)
+        identity = fields.get(f"identity:{iface}")
+        if identity is not None and identity not in self._seen_since_mark.get(iface, {}):
+            self._note_seen(iface, identity)
         return {
             "status": fields.get(f"status:{iface}"),
             "backoff": fields.get(f"backoff:{iface}"),
-            "identity": fields.get(f"identity:{iface}"),
+            "identity": identity,
             "running_dead": fields.get("running_dead", ()),
         }
+
+    def _note_seen(self, iface: str, identity: ProcessIdentity) -> None:
+        """Remember ``identity`` and its start if it is a worker of ``iface`` started since the
+        mark.
+
+        Read now, while it lives: a worker that exits by itself (an outside SIGTERM is a clean
+        exit, restarted at once) is gone by the time the episode is judged, and the schedule must
+        time the relay's restart, not that later one.
+        """
+        try:
+            started = start_boottime(identity.pid)
+        except OSError:
+            return
+        if identity.alive() and started >= self.marks.get(iface, 0.0) - START_TIME_SLACK:
+            self._seen_since_mark.setdefault(iface, {})[identity] = started
 
     def crashed_since_mark(self, iface: str) -> list[SpawnAttempt]:
         """The start-ups of ``iface`` workers that crashed since its mark (the restart now under
@@ -460,6 +487,20 @@ class RelayDriver:
             final = start_boottime(identity.pid)
         except OSError:
             return {"attempts": len(crashed), "error": f"worker {identity} vanished"}
+        # The relay's restart ran, then that worker exited unasked and was replaced (a clean
+        # exit is restarted at once, so nothing else shows it): the schedule is about the
+        # restart the mark provoked, so it times the earliest worker seen after the last crash.
+        after_crashes = crashed[-1].exit if crashed else -math.inf
+        crashed_pids = {a.pid for a in crashed}
+        seen = self._seen_since_mark.get(iface, {})
+        earlier = [
+            t
+            for ident, t in seen.items()
+            if t >= after_crashes - START_TIME_SLACK and ident.pid not in crashed_pids and t < final
+        ]
+        if earlier:
+            _log.info("relay %s: a worker started since the mark exited unasked", iface)
+            final = min(earlier)
         out: dict[str, Any] = {"attempts": len(crashed)}
         previous = self.marks.get(iface, 0.0)
         for k, attempt in enumerate(crashed, start=1):
