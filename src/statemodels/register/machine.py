@@ -8,6 +8,8 @@ Run it against a Redis server (started by the ``statemodels_redis`` fixture)::
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
@@ -18,9 +20,17 @@ from .model import RegisterModel
 
 __all__ = ["RegisterMachine"]
 
+T = TypeVar("T")
+
 # Few keys and small values: collisions between commands are where the bugs are.
 keys = st.sampled_from(["a", "b", "c"])
 values = st.integers(-3, 3)
+
+
+def _half(likely: st.SearchStrategy[T], anything: st.SearchStrategy[T]) -> st.SearchStrategy[T]:
+    """``likely`` one time in two, else ``anything``. The ``map`` keeps ``anything`` one branch:
+    ``one_of`` flattens a nested ``one_of`` (``st.none() | values`` would weigh twice)."""
+    return st.one_of(likely, anything.map(lambda x: x))
 
 
 class RegisterMachine(ModelMachine):
@@ -28,6 +38,11 @@ class RegisterMachine(ModelMachine):
 
     def __init__(self, driver: RegisterDriver) -> None:
         super().__init__(driver, RegisterModel())
+
+    @property
+    def state(self) -> RegisterModel:
+        assert isinstance(self.model, RegisterModel)
+        return self.model
 
     @rule(key=keys, value=values)
     def put(self, key: str, value: int) -> None:
@@ -37,14 +52,21 @@ class RegisterMachine(ModelMachine):
     def get(self, key: str) -> None:
         self.execute(Get(key))
 
-    @rule(key=keys)
-    def delete(self, key: str) -> None:
+    @rule(data=st.data())
+    def delete(self, data: st.DataObject) -> None:
+        # Mostly a key that is there: deleting an absent one changes nothing (it stays drawn).
+        present = sorted(self.state.contents)
+        key = data.draw(_half(st.sampled_from(present), keys) if present else keys, label="key")
         self.execute(Delete(key))
 
     @rule(key=keys, by=values)
     def incr(self, key: str, by: int) -> None:
         self.execute(Incr(key, by))
 
-    @rule(key=keys, expected=st.none() | values, new=values)
-    def cas(self, key: str, expected: int | None, new: int) -> None:
+    @rule(key=keys, new=values, data=st.data())
+    def cas(self, key: str, new: int, data: st.DataObject) -> None:
+        # Mostly the value the key holds now (None if absent): a guessed ``expected`` matches
+        # one time in eight, and a compare-and-set that never swaps tests half of itself.
+        now = self.state.contents.get(key)
+        expected = data.draw(_half(st.just(now), st.none() | values), label="expected")
         self.execute(Cas(key, expected, new))
