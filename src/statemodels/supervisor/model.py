@@ -420,6 +420,19 @@ class SupervisordModel:
     def running(self) -> list[str]:
         return sorted(n for n, s in self.states.items() if s == "RUNNING")
 
+    def active(self) -> tuple[str, ...]:
+        """Programs a stop succeeds on (RUNNING, STARTING or BACKOFF)."""
+        return tuple(sorted(n for n, s in self.states.items() if s in _ACTIVE))
+
+    def startable(self) -> tuple[str, ...]:
+        """Sleepers a start succeeds on: not active. (The flaky one starts an episode of
+        seconds and the ghost always fails: they come from a start of any program.)"""
+        return tuple(
+            sorted(
+                n for n, s in self.states.items() if self.kinds[n] == "sleeper" and s not in _ACTIVE
+            )
+        )
+
     def flaky_plan(self) -> RetryPlan:
         """A flaky program never starts: every attempt fails until the policy gives up."""
         return self.policy.plan(failures=1 << 30, immediate=True)
