@@ -242,3 +242,61 @@ def test_a_hunt_s_shrink_deadline_is_set_for_its_run_only():
         assert conjecture.MAX_SHRINKING_SECONDS - before == 0
     with pytest.raises(ConfigurationError, match="shrink_seconds must be"), _shrinking_for(0):
         pass
+
+
+def test_a_step_that_rebinds_a_slot_counts_as_changing_the_model():
+    # The model keeps a spawned process symbolic (slot "pid"): a respawn changes nothing in the
+    # model object, yet the state the model tracks moved on. A look changes nothing; the first
+    # spawn only learns what the slot holds.
+    import attrs
+    from hypothesis.stateful import rule
+
+    from statemodels.engine import Bind, ModelMachine, Outcome, Same, Step
+
+    @attrs.frozen
+    class Spawn:
+        pass
+
+    @attrs.frozen
+    class Look:
+        pass
+
+    class Model:
+        def apply(self, cmd):
+            return Step(self, {"pid": Bind("pid") if isinstance(cmd, Spawn) else Same("pid")})
+
+        def view(self):
+            return {}
+
+    class System:
+        pid = 100
+
+        def run(self, cmd):
+            self.pid += isinstance(cmd, Spawn)
+            return Outcome.ok(pid=self.pid)
+
+        def observe(self):
+            return {}
+
+        def close(self):
+            pass
+
+    class SpawnMachine(ModelMachine):
+        machine_name = "SpawnMachine"
+
+        def __init__(self):
+            super().__init__(System(), Model())
+
+        @rule()
+        def spawn(self):
+            self.execute(Spawn())
+
+        @rule()
+        def look(self):
+            self.execute(Look())
+
+    run_machine(SpawnMachine, budget=QUICK, database=None)
+    commands = registry()["SpawnMachine"].commands
+    spawns, looks = commands["Spawn"], commands["Look"]
+    assert looks.ran > 0 and looks.changed == 0
+    assert 0 < spawns.changed < spawns.ran  # each example's first spawn only binds

@@ -149,6 +149,12 @@ def _bind(
         exp.bind(get(name), bindings)
 
 
+def _rebound(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether a slot bound ``before`` now holds another value (a first binding is learning
+    what already was, not a change)."""
+    return any(slot in after and after[slot] != value for slot, value in before.items())
+
+
 def _short(value: Any, limit: int = 200) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -235,11 +241,16 @@ class ModelMachine(RuleBasedStateMachine):
                 self.model = step.model
                 return outcome
             return Outcome(skipped=True)
-        self._stats.record_command(kind, "ok" if outcome.error is None else "failed", changed)
+        before = dict(self.bindings.slots)
         if outcome.error is None:
             _bind(step.expect, outcome.field, self.bindings, parts)
         else:
             _bind({"error": step.expect.get("error", succeeds)}, outcome.field, self.bindings)
+        # What the model knows of the world includes its slots: a build's new checksum, a
+        # restart's new pid. A step that rebinds one changed the state the model tracks, even
+        # where the model keeps it symbolic (the reload model's versions live only in slots).
+        changed = changed or _rebound(before, self.bindings.slots)
+        self._stats.record_command(kind, "ok" if outcome.error is None else "failed", changed)
         self.model = step.model
         return outcome
 
