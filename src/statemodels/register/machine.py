@@ -8,29 +8,20 @@ Run it against a Redis server (started by the ``statemodels_redis`` fixture)::
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
 from ..engine import ModelMachine
+from ..strategies.common import prefer
 from .commands import Cas, Delete, Get, Incr, Put
 from .driver import RegisterDriver
 from .model import RegisterModel
 
 __all__ = ["RegisterMachine"]
 
-T = TypeVar("T")
-
 # Few keys and small values: collisions between commands are where the bugs are.
 keys = st.sampled_from(["a", "b", "c"])
 values = st.integers(-3, 3)
-
-
-def _half(likely: st.SearchStrategy[T], anything: st.SearchStrategy[T]) -> st.SearchStrategy[T]:
-    """``likely`` one time in two, else ``anything``. The ``map`` keeps ``anything`` one branch:
-    ``one_of`` flattens a nested ``one_of`` (``st.none() | values`` would weigh twice)."""
-    return st.one_of(likely, anything.map(lambda x: x))
 
 
 class RegisterMachine(ModelMachine):
@@ -56,7 +47,7 @@ class RegisterMachine(ModelMachine):
     def delete(self, data: st.DataObject) -> None:
         # Mostly a key that is there: deleting an absent one changes nothing (it stays drawn).
         present = sorted(self.state.contents)
-        key = data.draw(_half(st.sampled_from(present), keys) if present else keys, label="key")
+        key = data.draw(prefer(st.sampled_from(present) if present else None, keys), label="key")
         self.execute(Delete(key))
 
     @rule(key=keys, by=values)
@@ -68,5 +59,5 @@ class RegisterMachine(ModelMachine):
         # Mostly the value the key holds now (None if absent): a guessed ``expected`` matches
         # one time in eight, and a compare-and-set that never swaps tests half of itself.
         now = self.state.contents.get(key)
-        expected = data.draw(_half(st.just(now), st.none() | values), label="expected")
+        expected = data.draw(prefer(st.just(now), st.none() | values), label="expected")
         self.execute(Cas(key, expected, new))

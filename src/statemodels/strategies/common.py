@@ -10,9 +10,13 @@ Example::
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from hypothesis import strategies as st
 
-__all__ = ["HOSTILE_STRINGS", "hostile_text", "long_text", "storable_text"]
+__all__ = ["HOSTILE_STRINGS", "hostile_text", "long_text", "prefer", "storable_text"]
+
+T = TypeVar("T")
 
 #: Strings that are harmless data -- unless someone splices them into SQL, a shell or a format.
 HOSTILE_STRINGS: tuple[str, ...] = (
@@ -46,3 +50,27 @@ def long_text(length: int = 10_000) -> st.SearchStrategy[str]:
 def hostile_text(*, max_size: int = 20) -> st.SearchStrategy[str]:
     """Mostly the curated :data:`HOSTILE_STRINGS`, sometimes arbitrary storable text."""
     return st.one_of(st.sampled_from(HOSTILE_STRINGS), storable_text(max_size=max_size))
+
+
+def _same(value: T) -> T:
+    return value
+
+
+def prefer(
+    likely: st.SearchStrategy[T] | None, otherwise: st.SearchStrategy[T]
+) -> st.SearchStrategy[T]:
+    """``likely`` one time in two, else ``otherwise``: for what the model says succeeds now (a
+    key that is there, the value it holds) against anything.
+
+    ``likely=None`` (nothing qualifies now) draws ``otherwise`` in its place, so the branches
+    are the same in every state: the shrinker replays a step's choices after deleting earlier
+    steps, and they must still mean the same kind of pick. Shrinking goes to ``otherwise``:
+    ``likely`` depends on the steps before, ``otherwise`` keeps its meaning.
+
+    ``one_of`` weighs its branches after flattening: a nested ``one_of`` becomes branches of its
+    own, also through ``map`` (``one_of(x, (st.none() | values).map(f))`` is ``x`` one time in
+    three), and the same strategy object given twice counts once. ``builds`` makes each side
+    one branch.
+    """
+    pick = otherwise if likely is None else likely
+    return st.one_of(st.builds(_same, otherwise), st.builds(_same, pick))

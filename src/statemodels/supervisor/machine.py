@@ -370,9 +370,10 @@ class SupervisordMachine(ModelMachine):
 
         Mostly a start of a stopped sleeper and a stop of an active program: what the model
         says succeeds and changes the state (a start of a running program fails and changes
-        nothing; drawn evenly, such steps were 97% of all). Then a kill of a running program,
-        and a start or stop of any program (the failing ones, the flaky and the ghost: a
-        minority). The listing is the same RPC the view invariant reads after every step.
+        nothing; with a rule per command, drawn evenly, 3% of all steps changed the model).
+        Then a kill of a running program, and a start or stop of any program (the failing
+        ones, the flaky and the ghost: a minority). The listing is the same RPC the view
+        invariant reads after every step.
         """
         everything = tuple(sorted(PROGRAMS))
         kinds: list[tuple[str, tuple[str, ...]]] = []
