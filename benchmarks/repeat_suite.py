@@ -11,7 +11,8 @@ processes and ``/tmp`` / ``/dev/shm`` directories that carry a statemodels run m
     python benchmarks/repeat_suite.py --runs 3 -- tests/stateful -k relay --budget ci
 
 Prints one line per round (exit code, seconds, failures, leftovers) and a total; numbers are
-printed, never asserted.
+printed, never asserted. A round that fails leaves its whole output in ``--logs`` (the traces
+of its divergences are under ``.statemodels/traces`` as usual).
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--load", action="store_true", help="load every core with a CPU hog")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per round")
+    parser.add_argument(
+        "--logs", default=".statemodels/repeat", help="where a failed round's output is kept"
+    )
     parser.add_argument("pytest_args", nargs="*", help="after --: arguments for pytest")
     args = parser.parse_args(argv)
     command = [sys.executable, "-m", "pytest", *(args.pytest_args or DEFAULT)]
@@ -105,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"round {round_no}: exit {proc.returncode}  {seconds:.0f}s  {tail[0]}")
         for kind, node in failed:
             print(f"    {kind} {node}")
+        if proc.returncode != 0:
+            os.makedirs(args.logs, exist_ok=True)
+            log = os.path.join(args.logs, f"round-{round_no}.log")
+            with open(log, "w") as out:
+                out.write(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
+            print(f"    output: {log}")
         for item in left:
             print(f"    LEFT {item}")
     print(f"total: {passes} passed, {failures} failed, {dirty} with leftovers")

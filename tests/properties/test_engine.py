@@ -300,3 +300,25 @@ def test_a_step_that_rebinds_a_slot_counts_as_changing_the_model():
     spawns, looks = commands["Spawn"], commands["Look"]
     assert looks.ran > 0 and looks.changed == 0
     assert 0 < spawns.changed < spawns.ran  # each example's first spawn only binds
+
+
+def test_command_statistics_count_generation_not_the_shrinker_s_replays():
+    # A failing run replays and shrinks its example many times; those replays slide towards
+    # the simplest step and would swamp what the budget generated. Command counts stop at the
+    # run's first divergence (examples and steps count everything), and start again next run.
+    class Replayed(CounterMachine):
+        machine_name = "ReplayedCounter"
+
+    def counted() -> int:
+        return sum(c.ran for c in registry()["ReplayedCounter"].commands.values())
+
+    with pytest.raises(Divergence):
+        run_machine(
+            lambda: Replayed(CounterSystem(frozenset({"add-3-twice"}))), budget=QUICK, database=None
+        )
+    machine = registry()["ReplayedCounter"]
+    first = counted()
+    assert 0 < first < machine.steps  # the shrinker ran steps, and they were not counted
+    assert machine.commands["Add"].diverged == 1
+    run_machine(lambda: Replayed(CounterSystem()), budget=QUICK, database=None)
+    assert counted() > first  # a new run counts again

@@ -73,6 +73,36 @@ def test_a_client_we_starve_may_be_cut_and_that_is_no_divergence(status2, status
         machine.teardown()
 
 
+def test_a_cut_we_starved_that_is_still_unread_is_not_a_missing_receiver(status2, status2_redis):
+    """The service cut both sockets while our loop was stalled: the hangups wait unread in
+    the sockets when the next step runs. A Publish judged then must not expect them among the
+    receivers (a loaded run read ``receivers`` 1 for 2 so): the machine lets the loop catch up
+    first."""
+    machine = bundled_machine(status2, status2_redis)
+    try:
+        machine.perform(Connect("/r1:status"))
+        machine.perform(Connect("/r1:status"))
+
+        async def starve() -> None:
+            time.sleep(3 * status2.config.pong_timeout_ms / 1000)  # blocks the loop's thread
+
+        blocker = threading.Thread(target=machine.status2.loop.call, args=(starve(), 5.0))
+        blocker.start()
+        try:
+            deadline = time.monotonic() + 5.0
+            while machine.status2.redis.pubsub_numsub("r1:status")[0][1] and (
+                time.monotonic() < deadline
+            ):
+                time.sleep(0.01)
+            assert all(c.hangup_at is None for c in machine.status2.clients.values())
+            machine.perform(Publish("r1:status", b"while the hangups are unread"))
+        finally:
+            blocker.join()
+        assert machine.state.open_sockets() == []
+    finally:
+        machine.teardown()
+
+
 def test_a_client_starved_during_its_heartbeat_is_not_the_heartbeat_s_cut(status2, status2_redis):
     """Answering ``PONG`` while our loop starves: the cut is ours, not the word's."""
     machine = bundled_machine(status2, status2_redis)

@@ -139,6 +139,29 @@ ETH0_RULE = {
 }
 
 
+def test_faults_left_by_an_interface_retired_mid_episode_do_not_reach_its_next_worker() -> None:
+    """Two spawns of eth0 are armed to crash; its rule moves to eth1 after the first crash,
+    retiring eth0 mid-episode. The next eth0 worker is a fresh episode: the model plans it
+    clean, so the crash left over must not fire (it did, as an unplanned backoff)."""
+    from statemodels.supervisor.commands import Action, AddRule, FailSpawns, Rule
+
+    machine = bundled_relay_machine(RelayConfig())
+    try:
+        machine.first_rule(ETH0_RULE | {"rule_id": "first", "input_interface": "lo"})
+        machine.perform(Action(FailSpawns("eth0", 2)))
+        moving = ETH0_RULE | {"rule_id": "a"}
+        machine.perform(Action(AddRule(Rule.from_json(moving)), settle=False))
+        eventually(lambda: machine.relay.crashed_since_mark("eth0"), within=2.0)
+        output = {**moving["outputs"][0], "interface": "eth0"}
+        moved = moving | {"input_interface": "eth1", "outputs": [output]}
+        machine.perform(Action(AddRule(Rule.from_json(moved)), settle=False))
+        assert "eth0" not in machine.state.slots
+        machine.perform(Action(AddRule(Rule.from_json(ETH0_RULE | {"rule_id": "b"})), settle=True))
+        machine.model_view_matches_real()  # a Divergence (respawn/backoffs_ms) would raise
+    finally:
+        machine.teardown()
+
+
 def test_a_stopped_worker_answers_error_quickly_and_resumes() -> None:
     with BundledRelay.start(RelayConfig(worker_timeout=0.075)) as relay:
         client = RelayClient(relay.socket_path)

@@ -379,6 +379,7 @@ class ModelMachine(RuleBasedStateMachine):
         known = stats.match_known(divergence)
         hooks.divergence_seen(self, divergence, known is not None)  # traces, report, progress
         if known is None:
+            stats.divergence_raised()  # the search turns to shrinking: stop counting commands
             raise divergence
         self._stats.known_hits[known] += 1
         if resumable:

@@ -293,6 +293,7 @@ def _run_once(factory: Factory, config: settings, seed: int | None, key: bytes =
     # run_state_machine_as_test reads these attributes, as @seed would set them; the digest
     # makes the example-database key this machine's own (by default every run shares ``make``).
     make._hypothesis_internal_use_seed = seed  # type: ignore[attr-defined]
+    stats.run_started()
     if key:
         make._hypothesis_internal_add_digest = key  # type: ignore[attr-defined]
     try:

@@ -9,7 +9,11 @@ block per machine at the end of the session::
 
 Generation statistics (per command kind: how often it ran, succeeded, failed, diverged, and
 changed the model's state) show how much of a budget really explores: a step that fails changes
-nothing.
+nothing. They count what the search generated: once a run has raised its first divergence,
+Hypothesis spends the rest of it replaying and shrinking that example (its steps slide towards
+the first, simplest command, thousands of times), so command counts pause until the next run
+starts (:func:`run_started`, :func:`divergence_raised`). Examples, steps and step times count
+everything.
 
 Known divergences are signatures (see :attr:`Divergence.signature`) a user already knows about. A
 run that meets one records it here and keeps searching, so one known bug cannot hide the next. A
@@ -85,7 +89,11 @@ class MachineStats:
             self.step_seconds.append(seconds)
 
     def record_command(self, kind: str, result: str, changed: bool) -> None:
-        """Count one step of command ``kind``: ``result`` is ok, failed, diverged or hung."""
+        """Count one step of command ``kind``: ``result`` is ok, failed, diverged or hung.
+
+        Not counted while a run replays a divergence it raised (see the module docstring)."""
+        if _replaying:
+            return
         entry = self.commands.setdefault(kind, CommandStats())
         entry.ran += 1
         setattr(entry, result, getattr(entry, result) + 1)
@@ -102,6 +110,21 @@ class MachineStats:
 
 _registry: dict[str, MachineStats] = {}
 _examples_started = 0
+_replaying = False
+
+
+def run_started() -> None:
+    """A run (one Hypothesis search) begins: its steps are generation until it fails."""
+    global _replaying
+    _replaying = False
+
+
+def divergence_raised() -> None:
+    """The run raised a divergence: what follows is shrinking, not generation."""
+    global _replaying
+    _replaying = True
+
+
 #: Runs that ended without running a single example (a false green, reported and failed).
 empty_runs: list[str] = []
 

@@ -110,6 +110,7 @@ class Status2Machine(ModelMachine):
         were the service's right: the streams check let them pass, and the model holds them."""
         if self.tainted is not None:
             return
+        self.status2.catch_up()
         for sock in self.status2.starved_cuts([s.sock for s in self.state.open_sockets()]):
             self.model = self.state.starved_cut(sock)
 

@@ -56,21 +56,33 @@ def _same(value: T) -> T:
     return value
 
 
+def _same_again(value: T) -> T:  # a second function: ``builds`` caches on its arguments
+    return value
+
+
 def prefer(
     likely: st.SearchStrategy[T] | None, otherwise: st.SearchStrategy[T]
 ) -> st.SearchStrategy[T]:
-    """``likely`` one time in two, else ``otherwise``: for what the model says succeeds now (a
-    key that is there, the value it holds) against anything.
+    """``likely`` two times in three, else ``otherwise``: for what the model says succeeds now
+    (a key that is there, the value it holds) against anything.
 
     ``likely=None`` (nothing qualifies now) draws ``otherwise`` in its place, so the branches
     are the same in every state: the shrinker replays a step's choices after deleting earlier
     steps, and they must still mean the same kind of pick. Shrinking goes to ``otherwise``:
     ``likely`` depends on the steps before, ``otherwise`` keeps its meaning.
 
+    Why two in three: Hypothesis draws the first branch of a ``one_of`` about twice as often as
+    its weight in a stateful run (measured: a two-way pick came out 61% / 39%), and the first is
+    where shrinking must end. Two copies of ``likely`` behind one ``otherwise`` make it at least
+    one in two in practice.
+
     ``one_of`` weighs its branches after flattening: a nested ``one_of`` becomes branches of its
     own, also through ``map`` (``one_of(x, (st.none() | values).map(f))`` is ``x`` one time in
-    three), and the same strategy object given twice counts once. ``builds`` makes each side
-    one branch.
+    three), and the same strategy object given twice counts once (``builds`` caches on its
+    arguments, hence a second function for the second copy). ``builds`` makes each side one
+    branch.
     """
     pick = otherwise if likely is None else likely
-    return st.one_of(st.builds(_same, otherwise), st.builds(_same, pick))
+    return st.one_of(
+        st.builds(_same, otherwise), st.builds(_same, pick), st.builds(_same_again, pick)
+    )

@@ -32,7 +32,7 @@ from ..pggit.commands import (
     RenameTable,
     Txn,
 )
-from .common import long_text, storable_text
+from .common import long_text, prefer, storable_text
 
 __all__ = [
     "BRANCH_NAMES",
@@ -131,48 +131,74 @@ def custom_trinity_ids(used: Names = ()) -> st.SearchStrategy[str | None]:
     return st.one_of(st.none(), st.sampled_from(used), st.sampled_from(CUSTOM_TRINITY_IDS))
 
 
-def commits(branches: Names = (), used: Names = ()) -> st.SearchStrategy[Commit]:
-    return st.builds(Commit, branch_names(branches), messages(), custom_trinity_ids(used))
+def _pick(names: Names) -> st.SearchStrategy[str] | None:
+    return st.sampled_from(names) if names else None
 
 
-def ops(tables: Names = (), branches: Names = (), live: Names = ()) -> st.SearchStrategy[Op]:
+def commits(
+    branches: Names = (), used: Names = (), active: Names = ()
+) -> st.SearchStrategy[Commit]:
+    """Commits, two in three to ``main`` or another ``active`` branch (a commit to a deleted
+    branch fails; one to a new name creates the branch from main)."""
+    branch = prefer(st.sampled_from(("main", *active)), branch_names(branches))
+    return st.builds(Commit, branch, messages(), custom_trinity_ids(used))
+
+
+def ops(
+    tables: Names = (),
+    branches: Names = (),
+    live: Names = (),
+    active: Names = (),
+) -> st.SearchStrategy[Op]:
     """Any single op: table DDL, a commit, a branch created or deleted.
 
-    ``tables`` and ``branches`` are names the example already used: drawn more often.
-    ``live``: the tables that exist now. Alter, rename and drop name one of them mostly (one
-    naming a missing table fails and changes nothing: a minority, not the rule).
+    What the model knows steers each op to what succeeds now two times in three
+    (:func:`~statemodels.strategies.common.prefer`: the rest, and the stand-in when nothing
+    qualifies, is the state-independent pick the shrinker goes to):
+
+    - ``tables`` / ``branches``: names the example already used (live or not), drawn more often;
+    - ``live``: the tables that exist now -- alter, rename and drop name one;
+    - ``active``: branches besides main that are there now -- a delete names one, a new branch
+      or a commit grows from one (or from main).
     """
     table = table_names(tables)
-    existing = table
-    if live:  # mostly a live table (the repeats count once: see _mostly)
-        pick = st.sampled_from(live)
-        existing = st.one_of(pick, pick, pick, table)
+    # A create (or a rename's target) is not steered to a free name: a pick among the names no
+    # live table held shifted under the shrinker as it deleted earlier creates, and repros kept
+    # 4-10 failing creates it could not delete (a model-only replica showed it too); without
+    # the example's own names, re-creating a dropped table became rare and the
+    # recreate-resets-version hunt passed. So: known names first, the pool, any identifier.
+    existing = prefer(_pick(live), table)
     branch = branch_names(branches)
-    # A parent is mostly main (always there and active), else any name (perhaps deleted).
-    parent = st.one_of(st.just("main"), branch)
-    # main is the one branch with a rule of its own (it cannot be deleted): one delete in three
-    # names it (``branch`` is a two-branch ``one_of``, flattened into this one), so a deployment
-    # that lets it go is met within a few examples, not by luck.
-    doomed = st.one_of(branch, st.just("main"))
+    parent = prefer(st.sampled_from(("main", *active)), branch)
+    # main is the one branch with a rule of its own (it cannot be deleted): one delete in four
+    # names it (``prefer`` is three ``builds`` branches, flattened into this one; Hypothesis
+    # over-draws the first), so a deployment that lets it go is met within a few examples.
+    doomed = st.one_of(st.just("main"), prefer(_pick(active), branch))
     columns = st.lists(column_names(), min_size=1, max_size=3, unique=True)
     return st.one_of(
         st.builds(CreateTable, table),
         st.builds(AlterTable, existing, columns),
         st.builds(RenameTable, existing, table),
         st.builds(DropTable, existing),
-        commits(branches),
-        st.builds(CreateBranch, branch, parent),
+        commits(branches, active=active),
+        st.builds(CreateBranch, branch_names(), parent),
         st.builds(DeleteBranch, doomed),
     )
 
 
-def txns(tables: Names = (), branches: Names = (), live: Names = ()) -> st.SearchStrategy[Txn]:
+def txns(
+    tables: Names = (),
+    branches: Names = (),
+    live: Names = (),
+    active: Names = (),
+) -> st.SearchStrategy[Txn]:
     """A transaction whose ops must vanish: rolled back, rolled back to a savepoint, or killed."""
+    body = ops(tables, branches, live, active)
     return st.builds(
         Txn,
-        st.lists(ops(tables, branches, live), min_size=1, max_size=3),
+        st.lists(body, min_size=1, max_size=3),
         st.sampled_from(["rollback", "savepoint", "terminate"]),
-        st.lists(ops(tables, branches, live), max_size=2),
+        st.lists(body, max_size=2),
     )
 
 
@@ -191,20 +217,24 @@ def generate_ids() -> st.SearchStrategy[GenerateIds]:
 
 @functools.lru_cache(maxsize=256)
 def commands(
-    tables: Names = (), branches: Names = (), live: Names = (), used: Names = ()
+    tables: Names = (),
+    branches: Names = (),
+    live: Names = (),
+    used: Names = (),
+    active: Names = (),
 ) -> st.SearchStrategy[Op | Txn | ConcurrentCommits | GenerateIds]:
     """Every command the pggit machine runs, simplest first (shrinking ends on the early ones).
 
     ``tables`` / ``branches``: names the example already used, drawn more often (the machine
     passes what its model knows); ``live``: the tables that exist now; ``used``: the custom
-    Trinity IDs committed so far (reused by commits). Cached: the same names give the same
-    strategy object.
+    Trinity IDs committed so far (reused by commits); ``active``: see :func:`ops`.
+    Cached: the same names give the same strategy object.
     """
     # Commits are the heart of pgGit: twice the weight of any other command.
     return st.one_of(
-        ops(tables, branches, live),
-        commits(branches, used),
-        txns(tables, branches, live),
+        ops(tables, branches, live, active),
+        commits(branches, used, active),
+        txns(tables, branches, live, active),
         concurrent_commits(branches),
         generate_ids(),
     )

@@ -164,6 +164,25 @@ class RelayMachine(ModelMachine):
 
     def perform(self, action: Action) -> None:
         """Carry one action out: execute its command, then settle what it started if asked."""
+        before = set(self.state.slots)
+        self._carry_out(action)
+        self._disarm_retired(before)
+
+    def _disarm_retired(self, before: set[str]) -> None:
+        """A fault armed for a restart episode ends with it. An interface retired mid-episode
+        (its last rule removed, or moved to another interface, while its spawns were crashing)
+        must not hand the crashes it did not use to its next worker: the model planned them
+        all into that episode, so the harness is set to what the model still holds armed for
+        the interface (zero then; a fault armed after the episode, never used, stays). (A
+        loaded machine stretches an episode, so this met a correct relay there as
+        ``backoff:eth0`` reported where none was planned.)"""
+        faults = self.relay.faults
+        if faults is None or self.tainted is not None:
+            return
+        for iface in before - set(self.state.slots):
+            faults.fail_spawns(iface, self.state.faults.get(iface, 0))
+
+    def _carry_out(self, action: Action) -> None:
         match action.command:
             case Settle():
                 for iface in self.state.pending():

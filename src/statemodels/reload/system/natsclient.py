@@ -14,8 +14,9 @@ driver can tell which broker process a dependent is really connected to.
 - ``dependent``: holds a connection with reconnect options and a subscription.
 - ``collector``: a durable JetStream pull consumer on ``records``; it acks a record on receipt,
   keeps it in a buffer (as telegraf keeps metrics) and flushes the buffer to Redis every 50 ms,
-  and on SIGTERM before it exits. A flush appends each record once (a record redelivered by the
-  stream after a lost ack is recognised by its stream sequence).
+  and on SIGTERM before it exits (after taking what the broker already sent it). A flush
+  appends each record once (a record redelivered by the stream after a lost ack is recognised
+  by its stream sequence).
 - ``writer``: publishes sequence-numbered, timestamped records to ``records`` one at a time,
   each retried under the same ``Nats-Msg-Id`` until JetStream acks it, and after a reconnect
   it resends the last record (its ack may have been the old broker's last word) under that
@@ -209,6 +210,13 @@ async def collector(args: argparse.Namespace) -> None:
         reporter.state["stored"] += len(buffer)
         buffer.clear()
 
+    async def take(msgs: list[Any]) -> None:
+        for msg in msgs:
+            with contextlib.suppress(Exception):
+                await msg.ack()  # acked on receipt: from here the record is ours to keep
+            buffer.append((msg.metadata.sequence.stream, msg.data))
+            reporter.state["received"] += 1
+
     sub = None
     last_flush = time.monotonic()
     beat = asyncio.ensure_future(_heartbeat(nc, reporter, stop, args.watch_pid))
@@ -236,15 +244,24 @@ async def collector(args: argparse.Namespace) -> None:
                 # Nothing pending for us: with the writer stopped and the buffer flushed, every
                 # record the stream holds has been stored (the driver waits for two of these).
                 reporter.state["empty_fetches"] += 1
-        for msg in msgs:
-            with contextlib.suppress(Exception):
-                await msg.ack()  # acked on receipt: from here the record is ours to keep
-            buffer.append((msg.metadata.sequence.stream, msg.data))
-            reporter.state["received"] += 1
+        await take(msgs)
         if time.monotonic() - last_flush >= 0.05:
             flush()
             last_flush = time.monotonic()
         reporter.state["buffered"] = len(buffer)
+    if sub is not None:
+        # Records the broker delivered for a fetch that timed out on our side (a loaded machine
+        # answers a 50 ms pull late) wait in the subscription; left there, the broker sends them
+        # again after ack_wait to the next collector, behind newer records (out of order).
+        # Take them before the final flush: an empty fetch, or 0.3 s, ends it (the writer goes
+        # on publishing; what it sends now is the next collector's, in order).
+        deadline = time.monotonic() + 0.3
+        while time.monotonic() < deadline:
+            try:
+                late = await sub.fetch(batch=64, timeout=0.05)
+            except Exception:
+                break
+            await take(late)
     if not args.drop_buffer_on_sigterm:
         flush()
     reporter.write()
