@@ -51,6 +51,10 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], dict]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # our own run's Ctrl-C must not reach it, nor its ours
+        # A job a non-interactive shell started with ``&`` inherits SIGINT ignored, and Python
+        # keeps it so: the inner run then slept through our SIGINT. Give it what a terminal
+        # gives a foreground pytest.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     ready = tmp_path / "ready.json"
     if not poll_until(ready.exists, timeout=120):
